@@ -1,0 +1,5 @@
+"""``python -m trustcircle``."""
+
+from trustcircle.cli.main import main
+
+main()

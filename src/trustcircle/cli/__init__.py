@@ -1,0 +1,1 @@
+"""The ``trustcircle`` command: one module per command group."""

@@ -1,0 +1,64 @@
+"""Entry point: builds the command tree and maps errors to exit codes, once.
+
+Exit codes (DESIGN §9): 0 done, 1 refused by verification or policy, 2 bad
+usage or bad input file, 3 not authorised, 4 not found.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+import typer
+
+from ..errors import TrustcircleError
+from . import admin, keys, records
+from ._common import err
+
+app = typer.Typer(
+    name="trustcircle",
+    help="Circle-of-Trust code signing: sign on a trusted instance, enforce on a protected one.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+admin.register(app)
+keys.register(app)
+records.register(app)
+
+EXIT_INTERNAL = 70
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return (and exit with) the DESIGN §9 exit code."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except TrustcircleError as exc:
+        err.print(f"error: {exc.message}", markup=False)
+        return _exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        return _exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return _exit(2)
+    except click.exceptions.Abort:
+        err.print("aborted", markup=False)
+        return _exit(1)
+    except KeyboardInterrupt:
+        err.print("interrupted", markup=False)
+        return _exit(130)
+    except Exception as exc:
+        if os.environ.get("TRUSTCIRCLE_DEBUG"):
+            raise
+        err.print(
+            f"internal error: {type(exc).__name__}: {exc} "
+            "(a bug in trustcircle; rerun with TRUSTCIRCLE_DEBUG=1 for the traceback)",
+            markup=False,
+        )
+        return _exit(EXIT_INTERNAL)
+    return _exit(0)
+
+
+def _exit(code: int) -> int:
+    sys.exit(code)

@@ -1,0 +1,144 @@
+"""Users, their roles, API tokens (stored only as SHA-256) and passwords (argon2)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .._types import Timestamp, new_sys_id
+from ..errors import NotAuthenticatedError, NotFoundError, UsageError
+from ..store.models import ApiToken, Role, User, UserRole
+from .roles import ELEVATED_ROLES, ROLES, canonical_role
+
+TOKEN_PREFIX = "tc_"  # noqa: S105 - a prefix, not a secret
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
+_hasher = PasswordHasher()
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The authenticated user an operation runs as."""
+
+    sys_id: str
+    name: str
+    roles: frozenset[str]
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def ensure_roles(session: Session) -> None:
+    """Create the role rows of DESIGN §8 that are missing."""
+    have = set(session.scalars(select(Role.name)))
+    for name, description in ROLES.items():
+        if name not in have:
+            session.add(Role(name=name, description=description, elevated=name in ELEVATED_ROLES))
+    session.flush()
+
+
+def parse_roles(text: str) -> list[str]:
+    """``a,b`` → canonical role names; unknown roles are a :class:`UsageError`."""
+    names = [r.strip() for r in text.split(",") if r.strip()]
+    return sorted({canonical_role(r) for r in names})
+
+
+def create_user(
+    session: Session, name: str, roles: Iterable[str], now: Timestamp, label: str = "cli"
+) -> tuple[User, str]:
+    """Create *name* with *roles*; return the user and a new API token (shown once)."""
+    if not _NAME.fullmatch(name):
+        raise UsageError(
+            f"user name {name[:70]!r} is not allowed: use 1-64 letters, digits, '_.@-'"
+        )
+    if session.scalar(select(User).where(User.name == name)) is not None:
+        raise UsageError(f"user {name!r} already exists: choose another name")
+    user = User(sys_id=new_sys_id(), name=name, active=True, created_on=now)
+    session.add(user)
+    session.flush()
+    for role in sorted({canonical_role(r) for r in roles}):
+        session.add(UserRole(user_id=user.sys_id, role=role))
+    return user, issue_token(session, user, now, label)
+
+
+def issue_token(session: Session, user: User, now: Timestamp, label: str = "cli") -> str:
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    session.add(
+        ApiToken(
+            token_hash=token_hash(token),
+            user_id=user.sys_id,
+            label=label,
+            created_on=now,
+            revoked=False,
+        )
+    )
+    session.flush()
+    return token
+
+
+def _actor(session: Session, user: User) -> Actor:
+    roles = frozenset(session.scalars(select(UserRole.role).where(UserRole.user_id == user.sys_id)))
+    return Actor(sys_id=user.sys_id, name=user.name, roles=roles)
+
+
+def authenticate_token(session: Session, token: str) -> Actor:
+    """The active user holding *token*, or :class:`NotAuthenticatedError`."""
+    token = token.strip()
+    row = session.get(ApiToken, token_hash(token)) if token else None
+    if row is None or row.revoked:
+        raise NotAuthenticatedError(
+            "the API token is not valid: use --token-file with a token from `trustcircle user add`"
+        )
+    user = session.get(User, row.user_id)
+    if user is None or not user.active:
+        raise NotAuthenticatedError("the user of this API token is disabled or gone")
+    return _actor(session, user)
+
+
+def get_user(session: Session, name: str) -> User:
+    user = session.scalar(select(User).where(User.name == name))
+    if user is None:
+        raise NotFoundError(f"no user named {name!r}: list users with `trustcircle user list`")
+    return user
+
+
+def set_password(session: Session, name: str, password: str) -> None:
+    if len(password) < 12 or len(password) > 1024:
+        raise UsageError("passwords must be 12 to 1024 characters long")
+    get_user(session, name).password_hash = _hasher.hash(password)
+
+
+def authenticate_password(session: Session, name: str, password: str) -> Actor:
+    """The user *name* if *password* matches its argon2 hash; one message for every failure."""
+    failure = NotAuthenticatedError("wrong user name or password")
+    user = session.scalar(select(User).where(User.name == name))
+    if user is None or not user.active or not user.password_hash:
+        _hasher.hash(password)  # same cost whether or not the user exists
+        raise failure
+    try:
+        _hasher.verify(user.password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError) as exc:
+        raise failure from exc
+    return _actor(session, user)
+
+
+def list_users(session: Session) -> list[dict[str, object]]:
+    out: list[dict[str, object]] = []
+    for user in session.scalars(select(User).order_by(User.name)):
+        out.append(
+            {
+                "name": user.name,
+                "active": user.active,
+                "created_on": user.created_on,
+                "roles": sorted(_actor(session, user).roles),
+            }
+        )
+    return out

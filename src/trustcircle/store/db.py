@@ -1,0 +1,92 @@
+"""The engine, its sessions, and schema upgrades through Alembic.
+
+SQLite (the default) runs in WAL mode with foreign keys on and every transaction
+``BEGIN IMMEDIATE``: writers queue behind each other instead of failing half-way
+when a read transaction would need upgrading. PostgreSQL works through any
+SQLAlchemy URL (``postgresql+psycopg://...``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import NoSuchModuleError as _NoSuchModule
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..errors import BadInputError, UsageError
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for *url*, set up for trustcircle's transaction rules."""
+    try:
+        engine = create_engine(url, future=True)
+    except (ArgumentError, _NoSuchModule) as exc:
+        raise UsageError(f"database URL {url!r} is not usable: {exc}") from exc
+    if engine.dialect.name == "sqlite":
+        _sqlite_setup(engine)
+    return engine
+
+
+class Database:
+    """An engine and its session factory."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One session in one transaction: committed on success, rolled back on any error."""
+        with self._sessions() as session, session.begin():
+            yield session
+
+    def session(self) -> Session:
+        return self._sessions()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _alembic_config(engine: Engine) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def upgrade_schema(db: Database) -> None:
+    """Bring the schema to the newest migration."""
+    try:
+        command.upgrade(_alembic_config(db.engine), "head")
+    except OperationalError as exc:
+        raise BadInputError(f"cannot migrate the database: {exc.orig}") from exc
+
+
+def open_database(url: str) -> Database:
+    """Open (not migrate) the database at *url*."""
+    return Database(make_engine(url))
