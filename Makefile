@@ -8,19 +8,22 @@ PYTEST_ARGS ?=
 .PHONY: install test lint demo bench clean system-deps
 
 $(STAMP): pyproject.toml
-	@command -v openssl >/dev/null || $(MAKE) system-deps
+	@{ command -v openssl && command -v chromium; } >/dev/null || $(MAKE) system-deps
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	-$(BIN)/python -m compileall -q -j 0 src $(VENV)/lib >/dev/null 2>&1
 	@touch $(STAMP)
 
 install: $(STAMP)
 
-# Debian packages the tests use (openssl CLI for interoperability tests).
+# Debian packages the tests use: the openssl CLI (interoperability tests) and chromium
+# (Playwright browser tests drive Debian's chromium; nothing is downloaded by Playwright).
 system-deps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null; \
-	else echo "install openssl with your package manager"; fi
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    openssl chromium fonts-dejavu-core >/dev/null; \
+	else echo "install openssl and chromium with your package manager"; fi
 
 test: install
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

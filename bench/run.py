@@ -7,11 +7,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import signing
+from bench import mid, signing, updatesets
 
 
 def main() -> int:
     signing.run(print)
+    updatesets.run(print)
+    mid.run(print)
     return 0
 
 

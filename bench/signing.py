@@ -19,12 +19,14 @@ from trustcircle.signing import (
     CODE_SIGNING,
     CertTrust,
     RecordVerifier,
+    SignatureRecord,
     Verdict,
     record_signature_payload,
     sign_record,
 )
 
 RECORDS = 2000
+ROUNDS = 3
 _LINE = '    var gr = new GlideRecord("incident"); gr.addQuery("active", true); gr.query();\n'
 
 
@@ -113,42 +115,55 @@ def bench_algorithm(alg: Algorithm, key: PrivateKey, ca_key: PrivateKey, n: int 
         for sid, f in recs
     ]
     raw_sign = _raw_signer(key)
-    raw_sigs: list[bytes] = []
-    r_raw_sign = _rate(n, lambda: raw_sigs.extend(raw_sign(p) for p in payloads))
-    sigs = []
-
-    def do_sign() -> None:
-        for sid, f in recs:
-            sigs.append(
-                sign_record(
-                    table="sysauto_script",
-                    document_id=sid,
-                    fields=f,
-                    config=cfg,
-                    purpose=CODE_SIGNING,
-                    key=key,
-                    algorithm=alg,
-                    certificate=fp,
-                    signed_at=now,
-                    expires_at=None,
-                )
-            )
-
-    r_rec_sign = _rate(n, do_sign)
     raw_verify = _raw_verifier(key)
-    r_raw_verify = _rate(
-        n, lambda: [raw_verify(s, p) for s, p in zip(raw_sigs, payloads, strict=True)] and None
-    )
     verifier = RecordVerifier(
         {fp: CertTrust(public_key=key.public_key(), trusted=True)}, BUILTIN_CONFIGS, now
     )
+    raw_sigs: list[bytes] = []
+    sigs: list[SignatureRecord] = []
+
+    def do_raw_sign() -> None:
+        raw_sigs[:] = [raw_sign(p) for p in payloads]
+
+    def do_sign() -> None:
+        sigs[:] = [
+            sign_record(
+                table="sysauto_script",
+                document_id=sid,
+                fields=f,
+                config=cfg,
+                purpose=CODE_SIGNING,
+                key=key,
+                algorithm=alg,
+                certificate=fp,
+                signed_at=now,
+                expires_at=None,
+            )
+            for sid, f in recs
+        ]
+
+    def do_raw_verify() -> None:
+        for s, p in zip(raw_sigs, payloads, strict=True):
+            raw_verify(s, p)
 
     def do_verify() -> None:
         for (sid, f), sig in zip(recs, sigs, strict=True):
             if verifier.verify("sysauto_script", sid, f, [sig]).verdict is not Verdict.VALID:
                 raise SystemExit("benchmark bug: a fresh signature did not verify")
 
-    r_rec_verify = _rate(n, do_verify)
+    # Interleave raw and record runs and keep each one's best round: a busy or
+    # frequency-scaling machine then hurts both sides alike.
+    best = dict.fromkeys(("raw_sign", "sign", "raw_verify", "verify"), 0.0)
+    for _ in range(ROUNDS):
+        for name, fn in (
+            ("raw_sign", do_raw_sign),
+            ("sign", do_sign),
+            ("raw_verify", do_raw_verify),
+            ("verify", do_verify),
+        ):
+            best[name] = max(best[name], _rate(n, fn))
+    r_raw_sign, r_rec_sign = best["raw_sign"], best["sign"]
+    r_raw_verify, r_rec_verify = best["raw_verify"], best["verify"]
     return Row(alg.value, r_raw_sign, r_rec_sign, r_raw_verify, r_rec_verify)
 
 

@@ -134,3 +134,17 @@ def test_missing_home_is_not_found(cli: Cli, tmp_path: Path) -> None:
     result = cli("property", "list", "--home", tmp_path / "nowhere")
     assert result.code == 4
     assert "not an instance home" in result.err
+
+
+def test_older_schema_is_refused_until_upgraded(cli: Cli, home: Path) -> None:
+    from trustcircle.store.db import head_revision
+
+    with sqlite3.connect(home / "trustcircle.db") as db:
+        db.execute("UPDATE alembic_version SET version_num='0001'")
+    refused = cli("property", "list", "--home", home)
+    assert refused.code == 2
+    assert "trustcircle upgrade" in refused.err
+    with sqlite3.connect(home / "trustcircle.db") as db:
+        db.execute("UPDATE alembic_version SET version_num=?", (head_revision(),))
+    assert cli("upgrade", "--home", home).code == 0
+    assert cli("property", "list", "--home", home).code == 0

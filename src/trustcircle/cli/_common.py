@@ -18,6 +18,7 @@ from .._fs import read_limited
 from ..errors import BadInputError, NotAuthenticatedError, UsageError
 from ..platform.context import Instance, Operation
 from ..platform.home import ADMIN_TOKEN
+from ..updatesets.local import capture
 
 HomeOpt = Annotated[
     Path | None,
@@ -88,6 +89,7 @@ def operation(
         token = resolve_token(inst.home, token_file)
         with inst.operation(token, action, target, write=write) as op:
             yield op
+            capture(op)
 
 
 def emit_json(data: Any) -> None:

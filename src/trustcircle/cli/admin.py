@@ -18,6 +18,7 @@ from ._common import HomeOpt, JsonOpt, TokenOpt, emit_json, emit_table, home_pat
 
 def register(app: typer.Typer) -> None:
     app.command("init")(init)
+    app.command("upgrade")(upgrade)
     user_app = typer.Typer(help="Users, roles and tokens.", no_args_is_help=True)
     user_app.command("add")(user_add)
     user_app.command("passwd")(user_passwd)
@@ -54,6 +55,24 @@ def init(
         f"created {result.config.role.value} instance {result.config.name!r} in {result.home}"
     )
     out.print(f"admin token written to {result.token_file} (mode 0600); keep it secret")
+
+
+def upgrade(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
+    """Migrate an instance home's database to this version's schema (back it up first)."""
+    from ..platform.home import load_config
+    from ..store import open_database, upgrade_schema
+    from ..store.db import head_revision
+
+    config = load_config(home_path(home))
+    db = open_database(config.database_url)
+    try:
+        upgrade_schema(db)
+    finally:
+        db.dispose()
+    if json_out:
+        emit_json({"home": str(home), "revision": head_revision()})
+    else:
+        out.print(f"database of {config.name!r} is at schema revision {head_revision()}")
 
 
 def user_add(

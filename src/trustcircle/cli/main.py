@@ -13,7 +13,7 @@ import click
 import typer
 
 from ..errors import TrustcircleError
-from . import admin, keys, records
+from . import admin, cot, ecc, health, keys, mid, records, serve, updatesets
 from ._common import err
 
 app = typer.Typer(
@@ -26,6 +26,12 @@ app = typer.Typer(
 admin.register(app)
 keys.register(app)
 records.register(app)
+updatesets.register(app)
+cot.register(app)
+serve.register(app)
+mid.register(app)
+ecc.register(app)
+health.register(app)
 
 EXIT_INTERNAL = 70
 

@@ -34,6 +34,7 @@ def register(app: typer.Typer) -> None:
     for name, fn in (
         ("add", add),
         ("update", update),
+        ("delete", delete),
         ("show", show),
         ("list", list_),
         ("sign", sign),
@@ -59,6 +60,7 @@ def add(
     with operation(home, token_file, "record.write", table) as op:
         change = store.insert(op.session, table, fields, op.actor.name, op.ts)
         op.target = f"{table}:{change.record.sys_id}"
+        op.changed(table, change.record.sys_id, "INSERT", change.record.fields)
     if json_out:
         emit_json(change.record.to_dict())
     else:
@@ -79,10 +81,29 @@ def update(
     with operation(home, token_file, "record.write", f"{table}:{sid}") as op:
         change = store.update(op.session, table, sid, fields, op.actor.name, op.ts)
         op.detail = {"fields": sorted(fields)}
+        op.changed(table, sid, "UPDATE", change.record.fields)
     if json_out:
         emit_json(change.record.to_dict())
     else:
         out.print(f"updated {table} {sid}")
+
+
+def delete(
+    table: TableOpt,
+    id_: IdOpt,
+    home: HomeOpt = None,
+    token_file: TokenOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Delete a record (captured into your current update set)."""
+    sid = parse_sys_id(id_)
+    with operation(home, token_file, "record.write", f"{table}:{sid}") as op:
+        change = store.delete(op.session, table, sid)
+        op.changed(table, sid, "DELETE", change.record.fields)
+    if json_out:
+        emit_json({"table": table, "sys_id": sid, "deleted": True})
+    else:
+        out.print(f"deleted {table} {sid}")
 
 
 def show(

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from .._time import Clock, format_ts
 from .._types import new_sys_id
 from ..crypto.masterkey import MasterKey
+from ..jobs.model import seed_system_jobs
 from ..signing.configs import BUILTIN_CONFIGS
 from ..store import open_database, upgrade_schema
 from ..store.models import CryptoModule, SignatureConfigRow
@@ -75,6 +76,7 @@ def init_instance(home: Path, role: str, name: str, db_url: str | None, clock: C
                                     builtin=True,
                                 )
                             )
+                seed_system_jobs(session, now)
                 _user, token = create_user(session, "admin", ROLES.keys(), now, label="bootstrap")
                 audit.append(
                     session,

@@ -11,8 +11,8 @@ on record.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,12 +20,22 @@ from sqlalchemy.orm import Session
 
 from .._time import Clock, format_ts, system_clock
 from .._types import Timestamp
-from ..errors import NotAuthorisedError, PolicyError, RefusedError
-from ..store import Database, open_database
+from ..errors import NotAuthenticatedError, NotAuthorisedError, PolicyError, RefusedError
+from ..store import Database, check_schema, open_database
 from . import audit
 from .home import MASTER_KEY, InstanceConfig, InstanceRole, load_config
-from .roles import authorize
+from .roles import authorize, missing_roles
 from .users import Actor, authenticate_token
+
+
+@dataclass(frozen=True)
+class Change:
+    """One record inserted, updated or deleted by an operation."""
+
+    table: str
+    sys_id: str
+    action: str  # "INSERT" | "UPDATE" | "DELETE"
+    fields: Mapping[str, str | None]
 
 
 @dataclass
@@ -39,10 +49,18 @@ class Operation:
     action: str
     target: str
     detail: dict[str, object] = field(default_factory=dict)
+    changes: list[Change] = field(default_factory=list)
+    """Record changes made so far; update-set capture records them before commit."""
 
     @property
     def ts(self) -> Timestamp:
         return format_ts(self.now)
+
+    def changed(
+        self, table: str, sys_id: str, action: str, fields: Mapping[str, str | None]
+    ) -> None:
+        """Note a record change for update-set capture."""
+        self.changes.append(Change(table, sys_id, action, dict(fields)))
 
     def audit(self, action: str, target: str, detail: Mapping[str, object] | None = None) -> None:
         """Add one more audit entry in this transaction (for sub-steps worth recording)."""
@@ -69,7 +87,13 @@ class Instance:
     @classmethod
     def open(cls, home: Path, clock: Clock = system_clock) -> Instance:
         config = load_config(home)
-        return cls(home, config, open_database(config.database_url), clock)
+        db = open_database(config.database_url)
+        try:
+            check_schema(db)
+        except BaseException:
+            db.dispose()
+            raise
+        return cls(home, config, db, clock)
 
     @property
     def name(self) -> str:
@@ -109,29 +133,55 @@ class Instance:
                 detail={"reason": reason},
             )
 
-    @contextmanager
     def operation(
         self, token: str, action: str, target: str = "", *, write: bool = True
+    ) -> AbstractContextManager[Operation]:
+        """Run *action* as the holder of API *token* in one transaction (see the module doc)."""
+        return self.operation_as(
+            lambda session: authenticate_token(session, token), action, target, write=write
+        )
+
+    @contextmanager
+    def operation_as(
+        self,
+        resolve: Callable[[Session], Actor],
+        action: str,
+        target: str = "",
+        *,
+        write: bool = True,
+        who: str = "(invalid token)",
+        audit_unauthenticated: bool = True,
+        forbid: Callable[[Actor, str, tuple[str, ...]], NotAuthorisedError] | None = None,
     ) -> Iterator[Operation]:
-        """Run *action* as the holder of *token* in one transaction (see the module doc)."""
-        actor_name = "(invalid token)"
+        """Run *action* as the user *resolve* finds inside the transaction.
+
+        The one implementation of the rules in the module doc, shared by API tokens,
+        page sessions and background work started from a page: *resolve* authenticates
+        (raising :class:`NotAuthenticatedError`), the roles are checked (*forbid* builds
+        the error, default :func:`authorize`'s), and refusals are audited under *who*
+        until the user is known. A session that merely expired is not worth an audit
+        entry: pass ``audit_unauthenticated=False``.
+        """
+        actor_name = who
         try:
             with self.db.transaction() as session:
-                actor = authenticate_token(session, token)
+                actor = resolve(session)
                 actor_name = actor.name
+                missing = missing_roles(actor.roles, action)
+                if missing and forbid is not None:
+                    raise forbid(actor, action, missing)
                 authorize(actor.name, actor.roles, action)
                 op = Operation(session, actor, self, self.clock(), action, target)
                 yield op
                 if write:
                     audit.append(
-                        session,
-                        at=op.ts,
-                        actor=actor.name,
-                        action=action,
-                        target=op.target,
-                        outcome=audit.OK,
-                        detail=op.detail,
-                    )
+                        session, at=op.ts, actor=actor.name, action=action, target=op.target,
+                        outcome=audit.OK, detail=op.detail,
+                    )  # fmt: skip
+        except NotAuthenticatedError as exc:
+            if audit_unauthenticated:
+                self.audit_refusal(actor_name, action, target, exc.message)
+            raise
         except (RefusedError, NotAuthorisedError) as exc:
             self.audit_refusal(actor_name, action, target, exc.message)
             raise

@@ -51,6 +51,7 @@ ACTIONS: Mapping[str, Requirement] = {
     "kmf.read": (_KMF_READERS,),
     "trust_anchor.add": (("security_admin",), ("sn_kmf.cryptographic_manager",)),
     "trust_anchor.read": (_KMF_READERS,),
+    "certificate.read": ((*_KMF_READERS, "mid_server"),),
     # records and signatures
     "record.write": (("admin",),),
     "record.read": (_READERS,),
@@ -63,6 +64,7 @@ ACTIONS: Mapping[str, Requirement] = {
     # update sets, Circle of Trust, jobs
     "updateset.read": (("admin", "codesigning_admin", "codesigning_auditor"),),
     "updateset.write": (("admin",),),
+    "updateset.export": (("admin", "codesigning_admin"),),
     "updateset.commit": (("admin",),),
     "updateset.sign": (("codesigning_admin",),),
     "cert.export": (("codesigning_admin",), _CRYPTO),
@@ -76,10 +78,16 @@ ACTIONS: Mapping[str, Requirement] = {
     # ECC and MID servers
     "mid.agent": (("mid_server",),),
     "mid.admin": (("admin",),),
+    "mid.read": (_READERS,),
     "mid.firewall": (("security_admin",),),
     "ecc.read": (_READERS,),
     "ecc.write": (("admin",),),
     "codesigning.log": (_READERS,),
+    "codesigning.policy": (("mid_server", *_READERS),),
+    # Health and Status dashboard, guardrail scan, batch signature generator
+    "health.read": (("admin", "codesigning_admin", "codesigning_manager", "codesigning_auditor"),),
+    "health.scan": (("admin", "codesigning_admin", "codesigning_manager", "codesigning_auditor"),),
+    "health.batch_sign": (("codesigning_admin",),),
 }
 
 

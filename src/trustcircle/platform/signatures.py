@@ -13,6 +13,7 @@ from ..crypto.algorithms import Algorithm
 from ..errors import UsageError
 from ..signing import (
     CODE_SIGNING,
+    SIGNATURE_TABLE,
     CertTrust,
     RecordVerification,
     RecordVerifier,
@@ -116,6 +117,9 @@ def sign(
     )
     op.session.add(to_row(sig))
     op.session.flush()
+    fields = sig.to_fields()
+    fields.pop("sys_id")
+    op.changed(SIGNATURE_TABLE, sig.sys_id, "INSERT", fields)
     op.target = f"{table}:{sys_id}"
     op.detail = {"signature": sig.sys_id, "purpose": purpose, "certificate": sig.certificate}
     return sig

@@ -8,19 +8,21 @@ SQLAlchemy URL (``postgresql+psycopg://...``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import NoSuchModuleError as _NoSuchModule
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..errors import BadInputError, UsageError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -73,6 +75,8 @@ class Database:
 
 
 def _alembic_config(engine: Engine) -> Config:
+    from alembic.config import Config  # imported on demand: most commands never migrate
+
     cfg = Config()
     cfg.set_main_option("script_location", str(_MIGRATIONS))
     cfg.attributes["engine"] = engine
@@ -81,10 +85,44 @@ def _alembic_config(engine: Engine) -> Config:
 
 def upgrade_schema(db: Database) -> None:
     """Bring the schema to the newest migration."""
+    from alembic import command
+
     try:
         command.upgrade(_alembic_config(db.engine), "head")
     except OperationalError as exc:
         raise BadInputError(f"cannot migrate the database: {exc.orig}") from exc
+
+
+_REVISION = re.compile(r"^(down_revision|revision)\s*(?::\s*[^=]+)?=\s*['\"]?([0-9A-Za-z_]+)", re.M)
+
+
+def head_revision() -> str:
+    """The newest migration's revision id, read from the migration files (no Alembic import)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (_MIGRATIONS / "versions").glob("*.py"):
+        for kind, value in _REVISION.findall(path.read_text("utf-8")):
+            (revisions if kind == "revision" else parents).add(value)
+    heads = revisions - parents
+    if len(heads) != 1:
+        raise UsageError(f"the migrations have {len(heads)} heads: a packaging error")
+    return heads.pop()
+
+
+def check_schema(db: Database) -> None:
+    """Refuse to work on a database whose schema is not this version's (one clear line)."""
+    try:
+        with db.engine.connect() as conn:
+            current = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+    except SQLAlchemyError as exc:
+        raise UsageError(
+            "the database has no trustcircle schema: create the home with `trustcircle init`"
+        ) from exc
+    if current != head_revision():
+        raise UsageError(
+            f"the database schema is at revision {current}, this trustcircle needs "
+            f"{head_revision()}: run `trustcircle upgrade --home HOME` (back up first)"
+        )
 
 
 def open_database(url: str) -> Database:

@@ -370,3 +370,92 @@ class PolicyStatementRow(Base):
     expires_at: Mapped[str] = mapped_column(TS)
     applied_on: Mapped[str] = mapped_column(TS)
     applied_by: Mapped[str] = mapped_column(NAME)
+
+
+# --- ECC queue, MID servers, Code Signing log (issue 4; owned by ecc/) ---------------------
+
+
+class EccQueue(Base):
+    """One ECC queue record (DESIGN §7): an ``output`` message for a MID, or its ``input``
+    answer. Notarization columns are NULL unless the tracker notarized the message."""
+
+    __tablename__ = "ecc_queue"
+    __table_args__ = (
+        Index("ix_ecc_queue_poll", "agent", "queue", "state", "created_on"),
+        Index("ix_ecc_queue_response_to", "response_to"),
+    )
+
+    sys_id: Mapped[str] = mapped_column(SYS_ID, primary_key=True)
+    agent: Mapped[str] = mapped_column(String(120))
+    topic: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(Text, default="")
+    payload: Mapped[str] = mapped_column(Text, default="")
+    queue: Mapped[str] = mapped_column(String(10))
+    state: Mapped[str] = mapped_column(String(20))
+    response_to: Mapped[str] = mapped_column(String(32), default="")
+    error_string: Mapped[str] = mapped_column(Text, default="")
+    created_on: Mapped[str] = mapped_column(TS)
+    created_by: Mapped[str] = mapped_column(NAME)
+    processed_on: Mapped[str] = mapped_column(TS, default="")
+    claimed_by: Mapped[str] = mapped_column(NAME, default="")
+    notarization_payload: Mapped[str | None] = mapped_column(Text, nullable=True)
+    notarization_algorithm: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    notarization_certificate: Mapped[str | None] = mapped_column(FINGERPRINT, nullable=True)
+    notarization_signature: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class MidServer(Base):
+    """A registered MID server; only a validated one gets work."""
+
+    __tablename__ = "mid_server"
+
+    name: Mapped[str] = mapped_column(NAME, primary_key=True)
+    validated: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_check_in: Mapped[str] = mapped_column(TS, default="")
+    version: Mapped[str] = mapped_column(String(40), default="")
+    firewall_mode: Mapped[str] = mapped_column(String(20), default="")
+    host: Mapped[str] = mapped_column(String(255), default="")
+    stats: Mapped[str] = mapped_column(Text, default="{}")  # JSON object of the last heartbeat
+    registered_by: Mapped[str] = mapped_column(NAME)
+    registered_on: Mapped[str] = mapped_column(TS)
+    validated_by: Mapped[str] = mapped_column(NAME, default="")
+    validated_on: Mapped[str] = mapped_column(TS, default="")
+
+
+class CodeSigningLogEntry(Base):
+    """One Code Signing log entry: a tracker decision on the instance or a MID's report."""
+
+    __tablename__ = "codesigning_log"
+
+    sys_id: Mapped[str] = mapped_column(SYS_ID, primary_key=True)
+    created_on: Mapped[str] = mapped_column(TS, index=True)
+    level: Mapped[str] = mapped_column(String(10))
+    source: Mapped[str] = mapped_column(String(120))  # "instance" | "mid.server.<name>"
+    event: Mapped[str] = mapped_column(String(60), index=True)
+    message: Mapped[str] = mapped_column(Text)
+    ecc: Mapped[str] = mapped_column(String(32), default="")
+    agent: Mapped[str] = mapped_column(String(120), default="")
+    topic: Mapped[str] = mapped_column(String(100), default="")
+    reported_at: Mapped[str] = mapped_column(TS, default="")  # the MID's own time, if any
+    reported_by: Mapped[str] = mapped_column(NAME, default="")
+
+
+# --- Web UI sessions (issue 5; owned by web/pages/) ----------------------------------------
+
+
+class WebSession(Base):
+    """A signed-in browser session. The cookie carries a random key; only its SHA-256 is
+    stored. The CSRF token is per session and must come back with every form POST."""
+
+    __tablename__ = "web_session"
+
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(
+        SYS_ID, ForeignKey("sys_user.sys_id", ondelete="CASCADE"), index=True
+    )
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_on: Mapped[str] = mapped_column(TS)
+    last_seen: Mapped[str] = mapped_column(TS)
+    expires_at: Mapped[str] = mapped_column(TS, index=True)
+    flash: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of [level, text]

@@ -1,0 +1,28 @@
+"""The Circle of Trust: trusted friends, signed jobs, policy statements, turn on/off."""
+
+from .execute import ExecutionResult, execute_job
+from .export import CERTIFICATE_SET_PREFIX, ExportResult, export_certificate, export_signed_job
+from .friends import add_friend, friend_trust, is_friend, list_friends
+from .policy import PolicyView, current_policy, current_sequence, next_sequence
+from .prereq import Check, PrereqReport, prereq_check, required_action
+
+__all__ = [
+    "CERTIFICATE_SET_PREFIX",
+    "Check",
+    "ExecutionResult",
+    "ExportResult",
+    "PolicyView",
+    "PrereqReport",
+    "add_friend",
+    "current_policy",
+    "current_sequence",
+    "execute_job",
+    "export_certificate",
+    "export_signed_job",
+    "friend_trust",
+    "is_friend",
+    "list_friends",
+    "next_sequence",
+    "prereq_check",
+    "required_action",
+]

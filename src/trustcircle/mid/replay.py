@@ -1,0 +1,69 @@
+"""Replay protection: an ECC message id executes at most once (SQLite in ``work_dir``).
+
+An id is remembered until its notarization has expired; after that a copy of the message
+fails the freshness check anyway, so the entry is pruned.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import sqlite3
+import threading
+from pathlib import Path
+
+from trustcircle.errors import BadInputError, VerificationError
+
+REPLAY_FILE = "replay.sqlite3"
+
+
+class ReplayError(VerificationError):
+    """The message id was executed before: refused in every firewall mode."""
+
+
+class ReplayStore:
+    """Message ids already executed, each with the time until which it must be kept."""
+
+    def __init__(self, work_dir: Path) -> None:
+        self.path = Path(work_dir) / REPLAY_FILE
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS executed "
+                "(sys_id TEXT PRIMARY KEY, keep_until INTEGER NOT NULL)"
+            )
+        except sqlite3.DatabaseError as exc:
+            raise BadInputError(
+                f"MID replay store {str(self.path)!r} cannot be opened ({exc}): restore it or "
+                "move it away (the MID then forgets which messages it has executed)"
+            ) from exc
+
+    def claim(self, sys_id: str, keep_until: _dt.datetime) -> None:
+        """Record *sys_id* as executed; :class:`VerificationError` if it already was."""
+        with self._lock:
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO executed (sys_id, keep_until) VALUES (?, ?)",
+                (sys_id, int(keep_until.timestamp())),
+            )
+        if cursor.rowcount != 1:
+            raise ReplayError(f"message {sys_id} was already executed (replay)")
+
+    def seen(self, sys_id: str) -> bool:
+        with self._lock:
+            row = self._db.execute("SELECT 1 FROM executed WHERE sys_id = ?", (sys_id,)).fetchone()
+        return row is not None
+
+    def prune(self, now: _dt.datetime) -> int:
+        """Forget ids whose keep-until time has passed; return how many."""
+        with self._lock:
+            cursor = self._db.execute(
+                "DELETE FROM executed WHERE keep_until < ?", (int(now.timestamp()),)
+            )
+        return cursor.rowcount
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,247 @@
+"""Commit a retrieved update set: every entry, all or nothing, in the operation's transaction.
+
+The checks of preview run again first, on the state inside this transaction (it may
+have changed since preview): while a blocking problem exists, or an acceptable one
+is not accepted with ``accept_remote``, nothing is applied and the refusal is audited
+by the operation. A batch parent commits with all its children. Generic records and
+signatures are written with bulk statements; certificates go through
+:mod:`trustcircle.platform.rows`, and those of a Circle-of-Trust set join the trusted
+friends list. Protected properties never change here: ``sys_properties`` is no
+table an update set may write (preview blocks it).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
+
+from sqlalchemy import Table, bindparam, delete, select, update
+from sqlalchemy.orm import Session
+
+from .._types import SysId
+from ..cot.friends import add_friend
+from ..errors import PolicyError, VerificationError
+from ..platform import rows
+from ..platform.context import Operation
+from ..signing import SIGNATURE_TABLE
+from ..store.models import Certificate, RecordSignatureRow, RemoteUpdateSet, SysRecord
+from . import _results as r
+from .preview import COMMITTED, check, get_retrieved, store_problems
+from .xmlformat import ACTION_DELETE
+
+_CHUNK = 1000
+_SHOWN = 3
+_RECORDS = cast(Table, SysRecord.__table__)
+_SIGNATURES = cast(Table, RecordSignatureRow.__table__)
+_T = TypeVar("_T")
+
+
+@dataclass
+class CommitResult:
+    """What a commit applied."""
+
+    set_id: str
+    name: str
+    cot: bool
+    entries: int = 0
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    signatures: int = 0
+    certificates: int = 0
+    accepted: int = 0
+    children: int = 0
+    friends: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sys_id": self.set_id,
+            "name": self.name,
+            "state": COMMITTED,
+            "circle_of_trust": self.cot,
+            "entries": self.entries,
+            "inserted": self.inserted,
+            "updated": self.updated,
+            "deleted": self.deleted,
+            "signatures": self.signatures,
+            "certificates": self.certificates,
+            "accepted_problems": self.accepted,
+            "children": self.children,
+            "friends_added": list(self.friends),
+        }
+
+
+def commit_set(op: Operation, set_id: str, accept_remote: bool) -> CommitResult:
+    """Check retrieved set *set_id* again and apply all of it, or refuse and apply nothing."""
+    row = get_retrieved(op.session, set_id)
+    op.target = f"{row.name} ({row.sys_id})"
+    if row.parent and op.session.get(RemoteUpdateSet, row.parent) is not None:
+        raise PolicyError(
+            f"{row.name!r} is one part of batch {row.parent}: commit the whole batch with "
+            f"`trustcircle updateset commit {row.parent}`"
+        )
+    if row.parent:
+        raise PolicyError(
+            f"{row.name!r} is one part of batch {row.parent}, whose parent file is not "
+            "imported: import the parent file too, then commit the batch"
+        )
+    parts = [
+        row,
+        *op.session.scalars(select(RemoteUpdateSet).where(RemoteUpdateSet.parent == set_id)),
+    ]
+    for part in parts:
+        if part.state == COMMITTED:
+            raise PolicyError(
+                f"{part.name!r} ({part.sys_id}) is already committed (on {part.committed_on} by "
+                f"{part.committed_by}): a committed update set cannot be committed again"
+            )
+    result = check(op.session, row, op.now, for_commit=True)
+    _refuse_unless_committable(result, accept_remote)
+    store_problems(op.session, result, accepted=accept_remote)
+    done = CommitResult(result.set_id, result.name, result.cot, accepted=len(result.acceptable))
+    via = f"{result.name} ({result.set_id})"
+    for part in (result, *result.children):
+        _apply(op, part.parsed, done, via if result.cot else None)
+        target = op.session.get(RemoteUpdateSet, part.set_id)
+        assert target is not None
+        target.state = COMMITTED
+        target.committed_on = op.ts
+        target.committed_by = op.actor.name
+        target.accepted_remote = bool(accept_remote and result.acceptable)
+    done.children = len(result.children)
+    op.detail = {"update_set": result.set_id, **done.to_dict()}
+    return done
+
+
+def _refuse_unless_committable(result: r.PreviewResult, accept_remote: bool) -> None:
+    blocking = result.blocking
+    if blocking:
+        raise VerificationError(
+            f"commit of {result.name!r} refused: {len(blocking)} blocking problem(s): "
+            f"{_first(blocking)}: fix the set on its source instance, export and import it again"
+        )
+    acceptable = result.acceptable
+    if acceptable and not accept_remote:
+        raise PolicyError(
+            f"commit of {result.name!r} refused: {len(acceptable)} problem(s) need acceptance: "
+            f"{_first(acceptable)}: review `trustcircle updateset preview {result.set_id}`, "
+            "then commit with --accept-remote"
+        )
+
+
+def _first(problems: Sequence[r.Problem]) -> str:
+    shown = "; ".join(p.description[:240] for p in problems[:_SHOWN])
+    more = len(problems) - _SHOWN
+    return shown + (f"; and {more} more" if more > 0 else "")
+
+
+# -- applying ------------------------------------------------------------------------------
+
+
+def _apply(
+    op: Operation, parsed: Sequence[r.ParsedEntry], done: CommitResult, via: str | None
+) -> None:
+    """Write every entry: rows are built a chunk at a time, never all at once."""
+    session, actor, ts = op.session, op.actor.name, op.ts
+    new: list[r.ParsedEntry] = []
+    changed: list[r.ParsedEntry] = []
+    gone: list[str] = []
+    sigs: list[r.ParsedEntry] = []
+    # A certificate stored here under another sys_id is not written again, so its
+    # carried signature records would name a record that does not exist here: skip them.
+    skipped = {p.target_sys_id for p in parsed if p.same_as is not None}
+    for p in parsed:
+        done.entries += 1
+        if p.table == SIGNATURE_TABLE:
+            if p.signature is None or p.signature.document_id not in skipped:
+                sigs.append(p)
+        elif p.table == rows.CERTIFICATE_TABLE:
+            _apply_certificate(op, p, done, via)
+        elif p.action == ACTION_DELETE:
+            gone.append(p.target_sys_id)
+        else:
+            (changed if p.exists else new).append(p)
+    for chunk in _chunks(sigs, _CHUNK):
+        ids = [p.target_sys_id for p in chunk]
+        session.execute(delete(RecordSignatureRow).where(RecordSignatureRow.sys_id.in_(ids)))
+        _insert_many(
+            session,
+            _SIGNATURES,
+            [p.signature.to_fields() for p in chunk if p.signature and p.action != ACTION_DELETE],
+        )
+    for chunk in _chunks(new, _CHUNK):
+        _insert_many(session, _RECORDS, [_new_record(p, actor, ts) for p in chunk])
+    update_stmt = _UPDATE.values(updated_on=ts, updated_by=actor)
+    for chunk in _chunks(changed, _CHUNK):
+        values = [{"b_id": p.target_sys_id, "b_fields": _json(p.fields)} for p in chunk]
+        session.connection().execute(update_stmt, values)
+    for ids_chunk in _chunks(gone, _CHUNK):
+        session.execute(delete(SysRecord).where(SysRecord.sys_id.in_(ids_chunk)))
+    done.inserted += len(new)
+    done.updated += len(changed)
+    done.deleted += len(gone)
+    done.signatures += len(sigs)
+
+
+_UPDATE = (
+    update(_RECORDS)
+    .where(_RECORDS.c.sys_id == bindparam("b_id"))
+    .values(fields=bindparam("b_fields"), mod_count=_RECORDS.c.mod_count + 1)
+)
+
+
+def _json(fields: Mapping[str, str | None]) -> str:
+    """A record's fields as ``sys_record.fields`` stores them (sorted keys, as records does)."""
+    return json.dumps({k: fields[k] for k in sorted(fields)}, ensure_ascii=False)
+
+
+def _new_record(p: r.ParsedEntry, actor: str, ts: str) -> dict[str, Any]:
+    return {
+        "sys_id": p.target_sys_id,
+        "table_name": p.table,
+        "fields": _json(p.fields),
+        "created_on": ts,
+        "updated_on": ts,
+        "created_by": actor,
+        "updated_by": actor,
+        "mod_count": 0,
+    }
+
+
+def _apply_certificate(
+    op: Operation, p: r.ParsedEntry, done: CommitResult, via: str | None
+) -> None:
+    done.certificates += 1
+    if p.action == ACTION_DELETE:
+        rows.delete_fields(op.session, p.table, p.target_sys_id)
+        return
+    sys_id = p.same_as or p.target_sys_id
+    if p.same_as is None:  # else: stored already, under another sys_id
+        rows.write_fields(
+            op.session, p.table, SysId(p.target_sys_id), dict(p.fields), op.actor.name, op.ts
+        )
+    cert = op.session.get(Certificate, sys_id)
+    if via is not None and p.friend and cert is not None:
+        add_friend(op.session, cert, via, op.actor.name, op.ts)
+        done.friends.append(cert.fingerprint)
+
+
+def _insert_many(session: Session, table: Table, values: list[dict[str, Any]]) -> None:
+    """``executemany`` on the driver, in chunks: Core's per-row handling would cost more
+    than SQLite's insert itself."""
+    if not values:
+        return
+    conn = session.connection()
+    compiled = table.insert().compile(dialect=conn.dialect, column_keys=list(values[0]))
+    order = compiled.positiontup
+    if compiled.positional and order is not None:
+        conn.exec_driver_sql(str(compiled), [tuple(v[k] for k in order) for v in values])
+    else:
+        conn.exec_driver_sql(str(compiled), values)
+
+
+def _chunks(items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]

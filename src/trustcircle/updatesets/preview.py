@@ -1,0 +1,301 @@
+"""Preview a retrieved update set: run the checklist of :mod:`._checks`, record the problems.
+
+The local facts the checker needs are read with a few set-wise queries (never one
+per entry). A batch parent is previewed with all its children; the batch is judged
+as one (see :mod:`._batchcheck`). :func:`check` is also what commit runs again, in
+its own transaction, before it applies anything.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import defaultdict
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import TypeVar
+
+from cryptography import x509
+from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import Session
+
+from .._types import Fingerprint, SysId, new_sys_id
+from ..crypto import ChainValidator, load_pem_certificates
+from ..errors import BadInputError, NotFoundError
+from ..platform import kmf, signatures
+from ..platform.context import Operation
+from ..platform.rows import CERTIFICATE_FIELDS, CERTIFICATE_TABLE
+from ..platform.tables import TABLES
+from ..signing import (
+    CIRCLE_OF_TRUST,
+    SIGNATURE_FIELDS,
+    SIGNATURE_TABLE,
+    CertTrust,
+    SignatureConfig,
+    SignatureRecord,
+)
+from ..store.models import (
+    Certificate,
+    PreviewProblem,
+    RecordSignatureRow,
+    RemoteUpdateSet,
+    RemoteUpdateXml,
+    SysRecord,
+    TrustedFriend,
+)
+from . import _batchcheck, _checks, _parsing
+from ._results import PreviewResult, Problem
+from .importer import import_limits
+from .xmlformat import ImportLimits, ManifestSignature, UpdateEntry, UpdateSetHeader
+
+LOADED = "loaded"
+PREVIEWED = "previewed"
+COMMITTED = "committed"
+_IN_CHUNK = 500
+_FETCH = 256
+_POLICY_TABLE = "cot_policy_statement"
+_T = TypeVar("_T")
+
+__all__ = ["COMMITTED", "PREVIEWED", "PreviewResult", "check", "get_retrieved", "preview_set"]
+
+
+def preview_set(op: Operation, set_id: str) -> PreviewResult:
+    """Check retrieved set *set_id* (a batch parent: the whole batch), replace its problem
+    records and mark it previewed (a committed set is only reported on)."""
+    row = get_retrieved(op.session, set_id)
+    result = check(op.session, row, op.now)
+    store_problems(op.session, result, accepted=False)
+    for sid in _set_ids(result):
+        target = op.session.get(RemoteUpdateSet, sid)
+        if target is not None and target.state != COMMITTED:
+            target.state = PREVIEWED
+            target.previewed_on = op.ts
+    result = _previewed(result)
+    op.target = f"{row.name} ({row.sys_id})"
+    op.detail = {
+        "update_set": row.sys_id,
+        "entries": result.entry_count,
+        "circle_of_trust": result.cot,
+        "manifest": result.manifest.verdict.value,
+        "blocking": len(result.blocking),
+        "acceptable": len(result.acceptable),
+        "children": len(result.children),
+    }
+    return result
+
+
+def _previewed(result: PreviewResult) -> PreviewResult:
+    state = result.state if result.state == COMMITTED else PREVIEWED
+    return replace(result, state=state, children=tuple(map(_previewed, result.children)))
+
+
+def get_retrieved(session: Session, set_id: str) -> RemoteUpdateSet:
+    row = session.get(RemoteUpdateSet, set_id)
+    if row is None:
+        raise NotFoundError(
+            f"no retrieved update set {set_id}: list them with `trustcircle updateset list` "
+            "or import the file with `trustcircle updateset import FILE`"
+        )
+    return row
+
+
+def check(
+    session: Session, row: RemoteUpdateSet, now: dt.datetime, *, for_commit: bool = False
+) -> PreviewResult:
+    """Run the checklist on *row* and, when it is a batch parent, on every child with it;
+    *for_commit* keeps the parsed entries in the result for commit to apply."""
+    context = _Context.read(session, now)
+    children = list(
+        session.scalars(
+            select(RemoteUpdateSet)
+            .where(RemoteUpdateSet.parent == row.sys_id)
+            .order_by(RemoteUpdateSet.name)
+        )
+    )
+    parts = [_input(session, r, context) for r in (row, *children)]
+    ids = {sid for p in parts for sid in p.parsed.targets | p.parsed.documents}
+    targets = {t for p in parts for t in p.parsed.signed_targets}
+    facts = _checks.LocalFacts(
+        records=_local_records(session, ids),
+        signatures=_local_signatures(session, targets),
+        certificates=context.certificates,
+        certificate_ids=context.certificate_ids,
+        intermediates=context.intermediates,
+        validator=context.validator,
+        revoked=context.revoked,
+        configs=context.configs,
+    )
+    parent, *rest = _checks.check_sets(parts, facts, now, for_commit=for_commit)
+    return _batchcheck.combine(parent, rest)
+
+
+def store_problems(session: Session, result: PreviewResult, *, accepted: bool) -> None:
+    """Replace the problem records of the set and its children with *result*'s."""
+    status = "accepted" if accepted else "open"
+    session.execute(
+        delete(PreviewProblem).where(PreviewProblem.remote_update_set.in_(_set_ids(result)))
+    )
+    rows = [
+        _problem_row(part.set_id, p, status)
+        for part in (result, *result.children)
+        for p in part.problems
+    ]
+    for chunk in _chunks(rows, 1000):
+        session.execute(insert(PreviewProblem), chunk)
+
+
+def _problem_row(set_id: str, p: Problem, status: str) -> dict[str, object]:
+    return {
+        "sys_id": new_sys_id(),
+        "remote_update_set": set_id,
+        "entry": p.entry,
+        "type": p.type,
+        "description": p.description[:4000],
+        "blocking": p.blocking,
+        "status": "open" if p.blocking else status,
+    }
+
+
+def _set_ids(result: PreviewResult) -> list[str]:
+    return [result.set_id, *(c.set_id for c in result.children)]
+
+
+# -- the facts ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Context:
+    """Facts shared by every set of one check: trust, configurations, tables, limits."""
+
+    certificates: Mapping[Fingerprint, CertTrust]
+    certificate_ids: Mapping[str, str]
+    intermediates: tuple[x509.Certificate, ...]
+    validator: ChainValidator
+    revoked: frozenset[str]
+    configs: Mapping[str, SignatureConfig]
+    tables: Mapping[str, frozenset[str]]
+    limits: ImportLimits
+
+    @classmethod
+    def read(cls, session: Session, now: dt.datetime) -> _Context:
+        chain_pems = list(
+            session.scalars(select(Certificate.pem).where(Certificate.module == kmf.CHAIN_MODULE))
+        )
+        return cls(
+            certificates=kmf.certificate_trust(session, now),
+            certificate_ids={
+                fp: sid
+                for fp, sid in session.execute(select(Certificate.fingerprint, Certificate.sys_id))
+            },
+            intermediates=tuple(
+                load_pem_certificates(pem.encode(), "stored chain certificate")[0]
+                for pem in chain_pems
+            ),
+            validator=kmf.validator(session),
+            revoked=frozenset(
+                session.scalars(
+                    select(TrustedFriend.fingerprint).where(TrustedFriend.revoked.is_(True))
+                )
+            ),
+            configs=signatures.configurations(session),
+            tables=_writable_tables(),
+            limits=import_limits(session),
+        )
+
+
+def _writable_tables() -> dict[str, frozenset[str]]:
+    tables = {name: frozenset(t.fields) for name, t in TABLES.items()}
+    tables[SIGNATURE_TABLE] = frozenset(SIGNATURE_FIELDS) - {"sys_id"}
+    tables[CERTIFICATE_TABLE] = frozenset(CERTIFICATE_FIELDS)
+    return tables
+
+
+def _input(session: Session, row: RemoteUpdateSet, context: _Context) -> _checks.SetInput:
+    header = UpdateSetHeader(
+        row.sys_id, row.name, row.description, row.origin_instance, row.parent, row.created_on
+    )
+    parsed = _parsing.parse_set(_entries(session, row.sys_id), context.tables, context.limits)
+    return _checks.SetInput(header, row.state, _signature(row), parsed)
+
+
+def _entries(session: Session, set_id: str) -> Iterator[UpdateEntry]:
+    """The set's entries, streamed: a few hundred payloads in memory at a time."""
+    stmt = (
+        select(
+            RemoteUpdateXml.sys_id,
+            RemoteUpdateXml.table_name,
+            RemoteUpdateXml.target_sys_id,
+            RemoteUpdateXml.action,
+            RemoteUpdateXml.payload,
+        )
+        .where(RemoteUpdateXml.remote_update_set == set_id)
+        .order_by(RemoteUpdateXml.sys_id)
+        .execution_options(yield_per=_FETCH)
+    )
+    for sid, table, target, action, payload in session.execute(stmt):
+        yield UpdateEntry(sid, set_id, table, target, action, payload)
+
+
+def _signature(row: RemoteUpdateSet) -> ManifestSignature | None:
+    values = (
+        row.sig_algorithm,
+        row.sig_certificate,
+        row.sig_signed_at,
+        row.sig_expires_at,
+        row.sig_signature,
+    )
+    if all(v is None for v in values):
+        return None
+    return ManifestSignature(*(v or "" for v in values))
+
+
+def _local_records(session: Session, ids: Collection[str]) -> dict[str, _checks.LocalRecord]:
+    """Every local record under one of *ids*, whatever table keeps it."""
+    out: dict[str, _checks.LocalRecord] = {}
+    for chunk in _chunks(sorted(ids), _IN_CHUNK):
+        for sid, table, updated_on, fields in session.execute(
+            select(
+                SysRecord.sys_id, SysRecord.table_name, SysRecord.updated_on, SysRecord.fields
+            ).where(SysRecord.sys_id.in_(chunk))
+        ):
+            out[sid] = _checks.LocalRecord(
+                table, updated_on, json.loads(fields), cot=table == _POLICY_TABLE
+            )
+        for sig in session.scalars(
+            select(RecordSignatureRow).where(RecordSignatureRow.sys_id.in_(chunk))
+        ):
+            values = {k: getattr(sig, k) for k in SIGNATURE_FIELDS if k != "sys_id"}
+            out[sig.sys_id] = _checks.LocalRecord(
+                SIGNATURE_TABLE, "", values, cot=sig.purpose == CIRCLE_OF_TRUST
+            )
+        for cert in session.scalars(select(Certificate).where(Certificate.sys_id.in_(chunk))):
+            values = {k: getattr(cert, k) for k in CERTIFICATE_FIELDS}
+            out[cert.sys_id] = _checks.LocalRecord(CERTIFICATE_TABLE, "", values, cot=True)
+    return out
+
+
+def _local_signatures(
+    session: Session, targets: Collection[tuple[str, str]]
+) -> dict[tuple[str, str], list[SignatureRecord]]:
+    """Local signatures of *targets*, one query per table and chunk (the index's order)."""
+    by_table: dict[str, list[str]] = defaultdict(list)
+    for table, sid in targets:
+        by_table[table].append(sid)
+    out: dict[tuple[str, str], list[SignatureRecord]] = defaultdict(list)
+    for table, ids in by_table.items():
+        for chunk in _chunks(sorted(ids), _IN_CHUNK):
+            stmt = select(RecordSignatureRow).where(
+                RecordSignatureRow.table_name == table, RecordSignatureRow.document_id.in_(chunk)
+            )
+            for row in session.scalars(stmt):
+                try:
+                    sig = signatures.from_row(row)
+                except BadInputError:
+                    continue  # a malformed local signature proves nothing
+                out[(table, SysId(row.document_id))].append(sig)
+    return dict(out)
+
+
+def _chunks(items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
