@@ -19,8 +19,9 @@ run() { printf '%s$ trustcircle' "$dim"; printf ' %q' "$@"; printf '%s\n' "$off"
 jget() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
 section "Set-up: two instance homes and a demo PKI"
-run init --home "$DEV" --role trusted --name dev
-run init --home "$PROD" --role protected --name prod
+# DEMO_DEV_DB / DEMO_PROD_DB: any SQLAlchemy URL (e.g. PostgreSQL) instead of embedded SQLite
+run init --home "$DEV" --role trusted --name dev ${DEMO_DEV_DB:+--db "$DEMO_DEV_DB"}
+run init --home "$PROD" --role protected --name prod ${DEMO_PROD_DB:+--db "$DEMO_PROD_DB"}
 run pki demo --out "$OUT/pki"
 PW="$OUT/pki/password.txt"
 run trust-anchor add "$OUT/pki/root-ca.pem" --home "$DEV"

@@ -54,14 +54,18 @@ run job execute "$JOB"
 trustcircle ecc list --json | jget '"\n".join(m["sys_id"] + "  " + m["name"] + "  notarized=" + str(m["notarization"] is not None) for m in d if m["queue"] == "output")'
 
 step "Someone with database access changes one byte of the second command"
-python3 - "$PROD/trustcircle.db" <<'PY'
-import sqlite3, sys
-db = sqlite3.connect(sys.argv[1])
-db.execute("""UPDATE ecc_queue SET payload = replace(payload, '"id"', '"ie"')
-              WHERE name = 'whoami' AND queue = 'output'""")
-db.commit()
-print("ecc_queue payload of 'whoami' now:", db.execute(
-    "SELECT payload FROM ecc_queue WHERE name='whoami' AND queue='output'").fetchone()[0])
+python - "$PROD" <<'PY'
+# straight into the database, whatever its URL (SQLite or PostgreSQL), past every API
+import sys
+from pathlib import Path
+from sqlalchemy import create_engine, text
+from trustcircle.platform.home import load_config
+engine = create_engine(load_config(Path(sys.argv[1])).database_url)
+with engine.begin() as db:
+    db.execute(text("""UPDATE ecc_queue SET payload = replace(payload, '"id"', '"ie"')
+                       WHERE name = 'whoami' AND queue = 'output'"""))
+    print("ecc_queue payload of 'whoami' now:", db.execute(text(
+        "SELECT payload FROM ecc_queue WHERE name='whoami' AND queue='output'")).scalar())
 PY
 
 step "Start the MID server 'demo' (anchors pinned in its own config) and validate it"
