@@ -8,13 +8,12 @@ nothing. Entries the instance refuses for good (4xx) are kept as ``dead`` for th
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trustcircle.errors import BadInputError
+from ._store import open_store
 
 OUTBOX_FILE = "outbox.sqlite3"
 RESULT = "result"
@@ -34,22 +33,15 @@ class Outbox:
 
     def __init__(self, work_dir: Path) -> None:
         self.path = Path(work_dir) / OUTBOX_FILE
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        try:
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, "
-                "kind TEXT NOT NULL, key TEXT NOT NULL, body TEXT NOT NULL, "
-                "dead TEXT NOT NULL DEFAULT '')"
-            )
-        except sqlite3.DatabaseError as exc:
-            raise BadInputError(
-                f"MID outbox {str(self.path)!r} cannot be opened ({exc}): restore it or move it "
-                "away (undelivered results in it would be lost)"
-            ) from exc
+        self._db = open_store(
+            self.path,
+            "CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+            "kind TEXT NOT NULL, key TEXT NOT NULL, body TEXT NOT NULL, "
+            "dead TEXT NOT NULL DEFAULT '')",
+            "outbox",
+            "undelivered results in it would be lost",
+        )
 
     def put(self, kind: str, key: str, body: dict[str, Any]) -> None:
         text = json.dumps(body, sort_keys=True)

@@ -7,11 +7,12 @@ fails the freshness check anyway, so the entry is pruned.
 from __future__ import annotations
 
 import datetime as _dt
-import sqlite3
 import threading
 from pathlib import Path
 
-from trustcircle.errors import BadInputError, VerificationError
+from trustcircle.errors import VerificationError
+
+from ._store import open_store
 
 REPLAY_FILE = "replay.sqlite3"
 
@@ -25,21 +26,14 @@ class ReplayStore:
 
     def __init__(self, work_dir: Path) -> None:
         self.path = Path(work_dir) / REPLAY_FILE
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        try:
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS executed "
-                "(sys_id TEXT PRIMARY KEY, keep_until INTEGER NOT NULL)"
-            )
-        except sqlite3.DatabaseError as exc:
-            raise BadInputError(
-                f"MID replay store {str(self.path)!r} cannot be opened ({exc}): restore it or "
-                "move it away (the MID then forgets which messages it has executed)"
-            ) from exc
+        self._db = open_store(
+            self.path,
+            "CREATE TABLE IF NOT EXISTS executed "
+            "(sys_id TEXT PRIMARY KEY, keep_until INTEGER NOT NULL)",
+            "replay store",
+            "the MID then forgets which messages it has executed",
+        )
 
     def claim(self, sys_id: str, keep_until: _dt.datetime) -> None:
         """Record *sys_id* as executed; :class:`VerificationError` if it already was."""
