@@ -131,3 +131,12 @@ def test_private_key_survives_der_and_sealing(test_pki: SessionPki, name: str) -
 def test_garbage_der_is_refused() -> None:
     with pytest.raises(BadInputError, match="not valid PKCS#8"):
         private_key_from_der(b"\x30\x03\x02\x01\x00")
+
+
+def test_derived_keys_are_stable_per_purpose_and_differ_from_the_master_key() -> None:
+    key = MasterKey.generate()
+    first = key.derive(b"preview-receipt/v1")
+    assert first == key.derive(b"preview-receipt/v1")
+    assert len(first) == 32
+    assert first != key.derive(b"other-purpose/v1")
+    assert first not in (key._key, MasterKey.generate().derive(b"preview-receipt/v1"))

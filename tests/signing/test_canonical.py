@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from trustcircle.errors import BadInputError, LimitExceededError
 from trustcircle.signing import canonical_json
-from trustcircle.signing.canonical import MAX_DEPTH, _fast_domain
+from trustcircle.signing.canonical import MAX_DEPTH, _fast_domain, _json_string
 
 # Characters where JSON encoders tend to disagree: every control character, DEL, the
 # JavaScript line separators, quotes, backslashes, the BOM, non-BMP and private use.
@@ -171,3 +171,33 @@ def test_nesting_at_the_bound_is_accepted() -> None:
     for _ in range(MAX_DEPTH):
         deep = [deep]
     assert canonical_json(deep) == b"[" * MAX_DEPTH + b'"leaf"' + b"]" * MAX_DEPTH
+
+
+# -- _json_string: the quoting the fixed-layout payload builders use -------------------------
+
+_TEXT_WITH_SURROGATES = st.text(
+    st.one_of(
+        st.characters(codec="utf-8"),
+        st.sampled_from([*_TRICKY, "\ud800", "\udfff", "\ud83d"]),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=500)
+@given(_TEXT)
+def test_json_string_is_the_jcs_text_of_a_string(value: str) -> None:
+    assert _json_string(value).encode("utf-8") == rfc8785.dumps(value)
+    assert _json_string(value).encode("utf-8") == canonical_json(value)
+
+
+@settings(max_examples=300)
+@given(_TEXT_WITH_SURROGATES)
+def test_json_string_leaves_lone_surrogates_for_utf8_to_refuse(value: str) -> None:
+    try:
+        expected = rfc8785.dumps(value)
+    except rfc8785.CanonicalizationError:
+        with pytest.raises(UnicodeEncodeError):
+            _json_string(value).encode("utf-8")
+    else:
+        assert _json_string(value).encode("utf-8") == expected

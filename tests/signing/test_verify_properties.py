@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from trustcircle._time import format_ts, parse_ts
 from trustcircle._types import SysId, Timestamp
-from trustcircle.signing import BUILTIN_CONFIGS, SignatureRecord, Verdict
+from trustcircle.crypto.algorithms import Algorithm
+from trustcircle.signing import (
+    BUILTIN_CONFIGS,
+    RecordVerifier,
+    SignatureConfig,
+    SignatureRecord,
+    Verdict,
+)
+from trustcircle.signing.verify import _algorithm
 
-from .conftest import DOC, Signer, verifier
+from .conftest import DOC, JOB_FIELDS, NOW, Signer, verifier
 
 _SETTINGS = settings(max_examples=40, deadline=None)
 _TABLES = sorted(BUILTIN_CONFIGS)
@@ -101,3 +110,77 @@ def test_changing_any_attribute_of_the_signature_breaks_it(
     assert result.verdict is not Verdict.VALID
     assert result.valid_signature is None
     assert check.verify("sysauto_script", DOC, fields, [signature]).verdict is Verdict.VALID
+
+
+# -- the per-record shortcuts of RecordVerifier change no verdict ------------------------------
+
+
+def _enum_lookup(name: str) -> Algorithm | None:
+    try:
+        return Algorithm(name)
+    except ValueError:
+        return None
+
+
+@settings(max_examples=300)
+@given(
+    st.sampled_from([a.value for a in Algorithm])
+    | st.text(max_size=30)
+    | st.sampled_from(list(Algorithm))
+)
+def test_algorithm_lookup_is_the_enum_lookup(name: str) -> None:
+    assert _algorithm(name) is _enum_lookup(name)
+
+
+class _Text(str):
+    """A str subclass: the payload's fast path leaves it to the reference path."""
+
+
+def test_values_outside_the_fast_path_verify_alike(ed_signer: Signer) -> None:
+    fields = {"name": "Job", "script": "run()", "run_as": None, "run_type": "daily"}
+    signature = ed_signer.sign(fields)
+    check = verifier((ed_signer, ed_signer.trust()))
+    subclassed = {name: None if v is None else _Text(v) for name, v in fields.items()}
+    as_list = dataclasses.replace(signature, signed_fields=list(signature.signed_fields))  # type: ignore[arg-type]
+    for record, values in ((signature, subclassed), (as_list, fields)):
+        assert check.verify("sysauto_script", DOC, values, [record]).verdict is Verdict.VALID
+    edited = {**subclassed, "script": _Text("run(); evil()")}
+    result = check.verify("sysauto_script", DOC, edited, [signature])
+    assert result.reasons == ("signature_mismatch",)
+
+
+def test_configuration_fields_as_a_list_still_count(ed_signer: Signer) -> None:
+    config = BUILTIN_CONFIGS["sysauto_script"]
+    listed = SignatureConfig(config.table, list(config.fields), config.purposes)  # type: ignore[arg-type]
+    signature = ed_signer.sign(JOB_FIELDS)
+    check = RecordVerifier(
+        {ed_signer.fingerprint: ed_signer.trust()}, {"sysauto_script": listed}, NOW
+    )
+    assert check.verify("sysauto_script", DOC, JOB_FIELDS, [signature]).verdict is Verdict.VALID
+    fewer = dataclasses.replace(signature, signed_fields=("name", "script"))
+    assert check.verify("sysauto_script", DOC, JOB_FIELDS, [fewer]).reasons == (
+        "fields_not_covered",
+        "signature_mismatch",
+    )
+
+
+def test_verdicts_are_the_same_on_two_threads(ed_signer: Signer, rsa_signer: Signer) -> None:
+    check = verifier((ed_signer, ed_signer.trust()), (rsa_signer, rsa_signer.trust(False)))
+    cases = []
+    for n in range(60):
+        fields = {**JOB_FIELDS, "script": f"run({n});\n" * (n % 7)}
+        signer = rsa_signer if n % 5 == 0 else ed_signer
+        at = NOW - dt.timedelta(minutes=n)
+        signature = signer.sign(
+            fields, signed_at=at, expires_at=at + dt.timedelta(minutes=1 + 20 * (n % 3))
+        )
+        cases.append((fields if n % 4 else {**fields, "name": "edited"}, signature))
+
+    def judge(case: tuple[dict[str, str | None], SignatureRecord]) -> object:
+        return check.verify("sysauto_script", DOC, case[0], [case[1]]).to_dict()
+
+    serial = [judge(case) for case in cases]
+    assert {r["verdict"] for r in serial} == {"valid", "invalid", "untrusted"}  # type: ignore[index]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for _ in range(3):
+            assert list(pool.map(judge, cases)) == serial

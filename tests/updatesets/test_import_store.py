@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 from sqlalchemy import select, update
@@ -20,6 +21,7 @@ from tests.updatesets.io_support import (
 )
 from trustcircle.platform.context import Instance
 from trustcircle.store.models import RemoteUpdateSet, RemoteUpdateXml
+from trustcircle.updatesets import ImportLimits, entry_to_record
 
 
 def _exported_set(cli: Cli, home: Path, out: Path, name: str = "Scripts") -> str:
@@ -58,7 +60,7 @@ def test_import_into_protected_home_gives_a_loaded_retrieved_set(
     ]
 
 
-def test_import_stores_payloads_and_the_manifest_signature_as_exported(
+def test_import_stores_parsed_fields_digests_and_the_manifest_signature_as_exported(
     cli: Cli, signing_home: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "scripts.xml"
@@ -72,7 +74,15 @@ def test_import_stores_payloads_and_the_manifest_signature_as_exported(
             row = session.get(RemoteUpdateSet, set_id)
             assert row is not None
             stored = {
-                r.sys_id: (r.table_name, r.target_sys_id, r.action, r.payload, r.payload_sha512)
+                r.sys_id: (
+                    r.table_name,
+                    r.target_sys_id,
+                    r.action,
+                    json.loads(r.fields or "null"),
+                    r.problem,
+                    r.payload,
+                    r.payload_sha512,
+                )
                 for r in session.scalars(
                     select(RemoteUpdateXml).where(RemoteUpdateXml.remote_update_set == set_id)
                 )
@@ -89,7 +99,15 @@ def test_import_stores_payloads_and_the_manifest_signature_as_exported(
     finally:
         inst.close()
     assert stored == {
-        e.sys_id: (e.table, e.target_sys_id, e.action, e.payload, sha512(e.payload))
+        e.sys_id: (
+            e.table,
+            e.target_sys_id,
+            e.action,
+            entry_to_record(e, ImportLimits()),
+            None,  # no problem: the payload parsed
+            None,  # so only its fields are kept
+            sha512(e.payload),
+        )
         for e in exported.entries
     }
 

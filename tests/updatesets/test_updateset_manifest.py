@@ -5,13 +5,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import rfc8785
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from trustcircle.crypto.algorithms import Algorithm, sign, verify
 from trustcircle.errors import UsageError
 from trustcircle.platform import properties
+from trustcircle.signing.canonical import canonical_json
 from trustcircle.updatesets import (
     ACTION_DELETE,
     ACTION_INSERT_OR_UPDATE,
@@ -25,6 +31,15 @@ from trustcircle.updatesets import (
     read_update_set,
     write_update_set,
 )
+from trustcircle.updatesets.manifest import (
+    _document,
+    _fast_line,
+    _fast_parts,
+    _fast_tail,
+    _line,
+    manifest_parts,
+)
+from trustcircle.updatesets.xmlformat import check_header, is_timestamp, shorten
 
 from .builders import FINGERPRINT, LATER, SET_ID, WHEN, job_entry, sid
 
@@ -152,3 +167,212 @@ def test_limit_property_names_match_the_platform_definitions() -> None:
     limits = ImportLimits()
     for name, prop in LIMIT_PROPERTIES.items():
         assert properties.DEFINITIONS[prop].default == str(getattr(limits, name))
+
+
+# -- the fast path is the reference: same lines, same refusals, same bytes ---------------------
+
+
+class _Text(str):
+    """A str subclass that formats as other text: the fast path must leave it to the reference
+    (JCS writes a string's characters, not what ``format`` makes of it)."""
+
+    def __format__(self, spec: str) -> str:
+        return "tampered"
+
+    def __str__(self) -> str:
+        return "tampered"
+
+
+_HEX32 = st.text("0123456789abcdef", min_size=32, max_size=32)
+_SHA512 = st.binary(max_size=8).map(lambda raw: hashlib.sha512(raw).hexdigest())
+_TABLE = st.sampled_from(["sysauto_script", "sys_certificate", "a.b_c9", "t" * 80])
+_ACTION = st.sampled_from([ACTION_INSERT_OR_UPDATE, ACTION_DELETE])
+_PAYLOAD = st.text(max_size=30) | st.sampled_from(["<a>\ud800</a>", ""])
+
+
+def _misses(valid: st.SearchStrategy[str], *misses: object) -> st.SearchStrategy[object]:
+    """Near misses of *valid*: one character changed, one short, one long, other types."""
+    changed = st.tuples(valid, st.integers(0, 200), st.sampled_from("AF_.gé \x00-Z")).map(
+        lambda t: t[0][: t[1] % len(t[0])] + t[2] + t[0][t[1] % len(t[0]) + 1 :]
+    )
+    return st.one_of(
+        changed,
+        valid.map(lambda v: v[:-1]),
+        valid.map(lambda v: v + v[-1]),
+        valid.map(_Text),  # still valid, for the reference
+        st.sampled_from([None, "", 7, *misses]),
+    )
+
+
+_LINE_FIELDS = {
+    "sys_id": (_HEX32, _misses(_HEX32)),
+    "table": (_TABLE, _misses(_TABLE, "Sys", "9table", "t" * 81)),
+    "target_sys_id": (_HEX32, _misses(_HEX32)),
+    "action": (_ACTION, _misses(_ACTION, "delete", "UPDATE")),
+    "payload_sha512": (_SHA512, _misses(_SHA512, "ABC")),
+}
+
+
+@st.composite
+def _item(draw: st.DrawFn) -> object:
+    """A manifest line or an update entry, valid or with a field gone wrong."""
+    values = {name: draw(valid) for name, (valid, _) in _LINE_FIELDS.items()}
+    for name in draw(st.lists(st.sampled_from(sorted(_LINE_FIELDS)), max_size=1)):
+        values[name] = draw(_LINE_FIELDS[name][1])
+    kind = draw(st.sampled_from(["line", "entry", "entry", "foreign", "other"]))
+    if kind == "line":
+        return ManifestEntry(**values)
+    if kind == "other":
+        return values["sys_id"]
+    update_set = SET_ID if kind == "entry" else draw(_HEX32 | st.just(_Text(SET_ID)))
+    return UpdateEntry(
+        values["sys_id"],
+        update_set,
+        values["table"],
+        values["target_sys_id"],
+        values["action"],
+        draw(_PAYLOAD),
+    )
+
+
+def _outcome(build: Callable[[], object]) -> object:
+    try:
+        return build()
+    except Exception as exc:  # the reference's refusals, word for word
+        return type(exc), str(exc)
+
+
+def _exact_fields(item: object) -> bool:
+    """True for a line or entry whose manifest fields are all exact ``str``."""
+    names = ["sys_id", "table", "target_sys_id", "action"]
+    if type(item) is ManifestEntry:
+        names.append("payload_sha512")
+    elif type(item) is not UpdateEntry:
+        return False
+    return all(type(getattr(item, name)) is str for name in names)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(_item())
+def test_fast_line_accepts_exactly_what_the_reference_accepts(item: object) -> None:
+    expected = _outcome(lambda: _line(item, SET_ID))  # type: ignore[arg-type]
+    fast = _outcome(lambda: _fast_line(item, SET_ID))
+    if fast is not None:
+        assert fast == expected
+    elif isinstance(expected, ManifestEntry):  # left to the reference: only other types
+        assert not _exact_fields(item)
+
+
+def _reference_manifest(
+    header: UpdateSetHeader, items: list[object], signed_at: str, expires_at: str
+) -> bytes:
+    """``manifest_payload`` as it was written before its fast path."""
+    check_header(header, UsageError)
+    for name, value in (("signed_at", signed_at), ("expires_at", expires_at)):
+        if not isinstance(value, str) or not is_timestamp(value):
+            raise UsageError(
+                f"manifest {name} {shorten(value)} is not an RFC 3339 UTC time like "
+                "2026-11-27T19:45:00Z"
+            )
+    lines: dict[str, ManifestEntry] = {}
+    for item in items:
+        line = _line(item, header.sys_id)  # type: ignore[arg-type]
+        if line.sys_id in lines:
+            raise UsageError(f"two manifest entries have sys_id {line.sys_id}: give each its own")
+        lines[line.sys_id] = line
+    return canonical_json(_document(header, lines, signed_at, expires_at))
+
+
+_HEADER_TEXT = st.text(max_size=20) | st.sampled_from(["lone \udc80", '\U0001f600\u2028"\\'])
+_HEADER_VALUE = _HEADER_TEXT | _HEADER_TEXT.map(_Text) | st.sampled_from([None, 7, ["x"]])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    items=st.lists(_item(), max_size=12),
+    repeat=st.booleans(),
+    name=_HEADER_VALUE,
+    origin=_HEADER_VALUE,
+)
+def test_manifest_payload_is_the_reference_byte_for_byte(
+    items: list[object], repeat: bool, name: str, origin: str
+) -> None:
+    if repeat and items:
+        items.append(items[0])  # two entries with one sys_id
+    header = UpdateSetHeader(SET_ID, name, "d", origin, "", WHEN)
+    expected = _outcome(lambda: _reference_manifest(header, items, WHEN, LATER))
+    actual = _outcome(lambda: manifest_payload(header, items, WHEN, LATER))  # type: ignore[arg-type]
+    assert actual == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lines=st.lists(
+        st.builds(ManifestEntry, _HEX32, _TABLE, _HEX32, _ACTION, _SHA512),
+        max_size=30,
+        unique_by=lambda line: line.sys_id,
+    ),
+    name=st.text(st.characters(codec="utf-8"), max_size=20),
+)
+def test_valid_manifests_take_the_fast_path_and_are_rfc8785(
+    lines: list[ManifestEntry], name: str
+) -> None:
+    header = UpdateSetHeader(SET_ID, name, "d", "dev-trusted", "", WHEN)
+    assert all(_fast_line(line, SET_ID) is line for line in lines)
+    by_id = {line.sys_id: line for line in lines}
+    tail = _fast_tail(header, WHEN, LATER)
+    assert tail is not None
+    fast = b"".join(_fast_parts(by_id, tail))
+    document = _document(header, by_id, WHEN, LATER)
+    assert fast == rfc8785.dumps(document) == manifest_payload(header, lines, WHEN, LATER)
+
+
+def test_a_long_manifest_hashed_in_parts_is_the_whole_document() -> None:
+    lines = [
+        ManifestEntry(sid(i), "sysauto_script", sid(i + 5000), ACTION_DELETE, SHA512_EMPTY)
+        for i in range(1, 1300)  # more than two parts of 512 lines
+    ]
+    parts = list(manifest_parts(HEADER, reversed(lines), WHEN, LATER))
+    assert len(parts) == 5  # head, three parts of lines, tail
+    by_id = {line.sys_id: line for line in lines}
+    assert b"".join(parts) == rfc8785.dumps(_document(HEADER, by_id, WHEN, LATER))
+
+
+def test_manifest_entries_are_read_lazily_up_to_the_first_bad_one() -> None:
+    good = ManifestEntry(sid(1), "t", sid(2), ACTION_DELETE, SHA512_EMPTY)
+    bad = ManifestEntry(sid(3), "T", sid(4), ACTION_DELETE, SHA512_EMPTY)
+    consumed: list[ManifestEntry] = []
+
+    def entries() -> Iterator[ManifestEntry]:
+        for line in (good, bad, good):
+            consumed.append(line)
+            yield line
+
+    with pytest.raises(UsageError, match="names table 'T', which is not a table name"):
+        manifest_payload(HEADER, entries(), WHEN, LATER)
+    assert consumed == [good, bad]
+
+
+def test_manifests_are_built_alike_on_several_threads() -> None:
+    lines = [
+        ManifestEntry(sid(n), "sysauto_script", sid(50_000 + n), ACTION_DELETE, SHA512_EMPTY)
+        for n in range(2000)
+    ]
+    expected = _reference_manifest(HEADER, list(lines), WHEN, LATER)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: manifest_payload(HEADER, lines, WHEN, LATER), range(8)))
+    assert results == [expected] * 8
+
+
+def test_lines_of_str_subclasses_are_written_by_their_characters() -> None:
+    plain = ManifestEntry(sid(1), "sysauto_script", sid(2), ACTION_DELETE, SHA512_EMPTY)
+    odd = ManifestEntry(
+        _Text(sid(1)), _Text("sysauto_script"), sid(2), ACTION_DELETE, _Text(SHA512_EMPTY)
+    )
+    other = ManifestEntry(sid(3), "t", sid(4), ACTION_DELETE, SHA512_ABC)
+    assert _fast_line(odd, SET_ID) is None
+    expected = manifest_payload(HEADER, [plain, other], WHEN, LATER)
+    assert b"tampered" not in expected
+    assert manifest_payload(HEADER, [other, odd], WHEN, LATER) == expected
+    renamed = UpdateSetHeader(SET_ID, _Text(HEADER.name), "d", "dev-trusted", "", WHEN)
+    assert manifest_payload(renamed, [plain, other], WHEN, LATER) == expected

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import enum
+import hashlib
+from collections.abc import Iterable
 from typing import TypeAlias
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from ..errors import PolicyError, UsageError
 
@@ -97,6 +100,27 @@ def verify(alg: Algorithm, key: PublicKey, signature: bytes, data: bytes) -> boo
             key.verify(signature, data, ec.ECDSA(hashes.SHA384()))
         else:
             key.verify(signature, data)
+    except (InvalidSignature, UnsupportedAlgorithm, ValueError):
+        return False
+    return True
+
+
+def verify_parts(alg: Algorithm, key: PublicKey, signature: bytes, parts: Iterable[bytes]) -> bool:
+    """:func:`verify` over the concatenation of *parts*, hashed as they come for RSA and
+    ECDSA (a long message is never held whole); Ed25519 needs the whole message."""
+    if algorithm_for_key(key) is not alg:
+        return False
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return verify(alg, key, signature, b"".join(parts))
+    digest = hashlib.sha512() if isinstance(key, rsa.RSAPublicKey) else hashlib.sha384()
+    for part in parts:
+        digest.update(part)
+    try:
+        if isinstance(key, rsa.RSAPublicKey):
+            prehashed = Prehashed(hashes.SHA512())
+            key.verify(signature, digest.digest(), padding.PKCS1v15(), prehashed)
+        else:
+            key.verify(signature, digest.digest(), ec.ECDSA(Prehashed(hashes.SHA384())))
     except (InvalidSignature, UnsupportedAlgorithm, ValueError):
         return False
     return True

@@ -12,9 +12,10 @@ import stat
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from trustcircle._fs import write_secret
 from trustcircle.crypto.algorithms import PrivateKey
@@ -84,6 +85,10 @@ class MasterKey:
     def save(self, path: Path) -> None:
         """Write the key to *path* atomically with mode 0600."""
         write_secret(Path(path), self._key)
+
+    def derive(self, purpose: bytes) -> bytes:
+        """A 32-byte key for *purpose* (HKDF-SHA256): the master key itself is never reused."""
+        return HKDF(hashes.SHA256(), KEY_BYTES, None, b"trustcircle/" + purpose).derive(self._key)
 
     def seal(self, plaintext: bytes, aad: bytes) -> bytes:
         """Encrypt and authenticate *plaintext* bound to *aad*: nonce || ciphertext || tag."""

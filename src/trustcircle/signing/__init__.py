@@ -16,6 +16,7 @@ from .configs import (
 )
 from .model import SIGNATURE_FIELDS, SIGNATURE_TABLE, SignatureRecord
 from .payload import RECORD_SIGNATURE_FORMAT, record_signature_payload
+from .receipts import Receipts
 from .sign import sign_record
 from .verify import (
     CLOCK_SKEW,
@@ -38,6 +39,7 @@ __all__ = [
     "WILDCARD",
     "WILDCARD_TABLES",
     "CertTrust",
+    "Receipts",
     "RecordVerification",
     "RecordVerifier",
     "SignatureCheck",

@@ -27,11 +27,18 @@ builtin types, other types) goes to ``rfc8785``. ``tests/signing/test_canonical.
 proves with hypothesis that both paths give identical bytes on the domain.
 Nesting deeper than :data:`MAX_DEPTH` (which also catches reference cycles) is
 refused with :class:`~trustcircle.errors.LimitExceededError`.
+
+Payloads of a fixed layout (``payload.py``, ``updatesets/manifest.py``) skip building
+and walking a dict: they write their sorted keys themselves and quote each exact
+``str`` value with :func:`_json_string`, the very function the C encoder calls for
+strings, then encode the text as UTF-8 once. Their tests prove those bytes identical to
+:func:`canonical_json` of the same document.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, cast
 
 import rfc8785
@@ -40,6 +47,14 @@ from trustcircle.errors import BadInputError, LimitExceededError
 
 MAX_DEPTH = 32
 """Deepest nesting of arrays and objects accepted (trustcircle payloads use 3)."""
+
+_json_string: Callable[[str], str] = json.encoder.encode_basestring
+"""``"…"``: one exact ``str`` quoted and escaped as JCS does, not yet UTF-8 encoded.
+
+The C function the encoder below calls for every string (``ensure_ascii=False``), so
+the argument of the module docstring holds for it; encoding its text as UTF-8 refuses a
+lone surrogate (the caller then falls back to :func:`canonical_json` to refuse it).
+"""
 
 _ENCODER = json.JSONEncoder(
     ensure_ascii=False,

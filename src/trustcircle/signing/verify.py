@@ -8,6 +8,12 @@ values of its signed fields, covers every field the table's configuration names,
 this record, carries an allowed purpose, is inside its validity window and comes from a
 trusted certificate. The caller (the store layer) decides certificate trust and hands
 over parsed public keys in :class:`CertTrust`.
+
+An update set brings thousands of records, so the per-record work around the signature
+primitive is kept small: the payload takes the fast path of :mod:`.payload`, and what
+repeats across records (timestamps, algorithm names, a configuration's field set) is
+looked up in bounded ``functools.lru_cache`` caches. Those caches and the verifier hold
+no other state, so one verifier may judge records on several threads at once.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import binascii
 import datetime as _dt
 import enum
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +33,8 @@ from trustcircle.errors import BadInputError, LimitExceededError, UsageError, Ve
 
 from .configs import WILDCARD, WILDCARD_TABLES, SignatureConfig, check_purpose
 from .model import SignatureRecord, _parse_timestamp
-from .payload import record_signature_payload
+from .payload import _fast_payload, record_signature_payload
+from .receipts import Receipts
 
 CLOCK_SKEW = _dt.timedelta(seconds=300)
 """How far in the future a ``signed_at`` may lie (clocks of two instances disagree)."""
@@ -111,13 +119,18 @@ class RecordVerifier:
         certificates: Mapping[Fingerprint, CertTrust],
         configs: Mapping[str, SignatureConfig],
         now: _dt.datetime,
+        *,
+        receipts: Receipts | None = None,
     ) -> None:
+        """*receipts*, when given, spare the public-key operation for a signature they
+        vouch for (every other check still runs) and record each one verified now."""
         if now.tzinfo is None:
             raise UsageError("verification time must be timezone-aware UTC: pass tzinfo=UTC")
         self._certificates = certificates
         self._configs = configs
         self._now = now
         self._latest_signing = now + CLOCK_SKEW
+        self._receipts = receipts
 
     def verify(
         self,
@@ -186,22 +199,17 @@ class RecordVerifier:
         if config is not None and purpose is not None:
             check_purpose(config, purpose)
 
-        def result(
-            verdict: Verdict,
-            reasons: tuple[str, ...],
-            checks: tuple[SignatureCheck, ...] = (),
-            valid: SignatureRecord | None = None,
-        ) -> RecordVerification:
-            return RecordVerification(table, document_id, verdict, reasons, checks, valid)
-
         if fields is None:
             latest = {id(s) for s in _newest_by_certificate(signatures)[0]}
             gone = tuple(
                 SignatureCheck(s, id(s) in latest, False, ("record_gone",)) for s in signatures
             )
-            return result(Verdict.ORPHAN, ("record_gone",), gone)
+            return RecordVerification(
+                table, document_id, Verdict.ORPHAN, ("record_gone",), gone, None
+            )
         if not signatures:
-            return result(Verdict.MISSING, ("no_signature" if config else "not_eligible",))
+            missing = ("no_signature" if config else "not_eligible",)
+            return RecordVerification(table, document_id, Verdict.MISSING, missing, (), None)
 
         newest, older = _newest_by_certificate(signatures)
         if len(newest) > 1:  # trusted certificates first, then newest: require_valid stops early
@@ -223,15 +231,19 @@ class RecordVerifier:
                     break
             # passes every check but trust
             untrusted = untrusted or (not cert.trusted and reasons == (_trust_reason(cert),))
-        checks.extend(SignatureCheck(s, False, False, (_SUPERSEDED,)) for s in older)
+        if older:
+            checks.extend(SignatureCheck(s, False, False, (_SUPERSEDED,)) for s in older)
         all_checks = tuple(checks)
 
         if valid is not None:
-            return result(Verdict.VALID, (), all_checks, valid)
+            return RecordVerification(table, document_id, Verdict.VALID, (), all_checks, valid)
         if all(c.reasons == (_UNKNOWN_CERTIFICATE,) for c in checks if c.newest_in_group):
-            return result(Verdict.ORPHAN, (_UNKNOWN_CERTIFICATE,), all_checks)
+            return RecordVerification(
+                table, document_id, Verdict.ORPHAN, (_UNKNOWN_CERTIFICATE,), all_checks, None
+            )
         reasons = _union(c.reasons for c in checks if c.newest_in_group)
-        return result(Verdict.UNTRUSTED if untrusted else Verdict.INVALID, reasons, all_checks)
+        verdict = Verdict.UNTRUSTED if untrusted else Verdict.INVALID
+        return RecordVerification(table, document_id, verdict, reasons, all_checks, None)
 
     def _trusted_first(self, sig: SignatureRecord) -> bool:
         cert = self._certificates.get(sig.certificate)
@@ -256,7 +268,9 @@ class RecordVerifier:
             purpose_problem = _purpose_problem(sig.purpose, config, purpose)
             if purpose_problem:
                 reasons.append(purpose_problem)
-            if not set(config.fields).issubset(sig.signed_fields):
+            wanted = config.fields
+            covered = _field_set(wanted) if type(wanted) is tuple else set(wanted)
+            if not covered.issubset(sig.signed_fields):
                 reasons.append("fields_not_covered")
         signed_at = _parse_timestamp(sig.signed_at)
         expires_at = None if sig.expires_at is None else _parse_timestamp(sig.expires_at)
@@ -274,31 +288,63 @@ class RecordVerifier:
         if raw is None:
             reasons.append("malformed_signature")
         if algorithm is not None and raw is not None:
-            try:
-                payload = record_signature_payload(
-                    purpose=sig.purpose,
-                    table=sig.table_name,
-                    document_id=sig.document_id,
-                    fields=fields,
-                    signed_fields=sig.signed_fields,
-                    certificate=sig.certificate,
-                    signed_at=sig.signed_at,
-                    expires_at=sig.expires_at,
-                )
-            except BadInputError:  # text no signer could have signed (a lone surrogate)
+            payload = _fast_payload(
+                sig.purpose,
+                sig.table_name,
+                sig.document_id,
+                fields,
+                sig.signed_fields,
+                sig.certificate,
+                sig.signed_at,
+                sig.expires_at,
+            )
+            if payload is None:
+                payload = _reference_payload(sig, fields)
+            if payload is None or not self._verified(sig, cert, algorithm, raw, payload):
                 reasons.append("signature_mismatch")
-            else:
-                if not algorithms.verify(algorithm, cert.public_key, raw, payload):
-                    reasons.append("signature_mismatch")
         if not cert.trusted:
             reasons.append(_trust_reason(cert))
-        return tuple(dict.fromkeys(reasons))
+        return tuple(dict.fromkeys(reasons)) if reasons else ()
+
+    def _verified(
+        self, sig: SignatureRecord, cert: CertTrust, algorithm: Algorithm, raw: bytes, data: bytes
+    ) -> bool:
+        """The public-key check, unless a receipt vouches for it; a success is recorded."""
+        receipts = self._receipts
+        if receipts is None:
+            return algorithms.verify(algorithm, cert.public_key, raw, data)
+        if receipts.verified(sig.certificate, raw, data):
+            return True
+        if not algorithms.verify(algorithm, cert.public_key, raw, data):
+            return False
+        receipts.add(sig.certificate, raw, data)
+        return True
+
+
+def _reference_payload(sig: SignatureRecord, fields: Mapping[str, str | None]) -> bytes | None:
+    """The payload of *sig* over *fields* where the fast path declined it; None for text no
+    signer could have signed (a lone surrogate)."""
+    try:
+        return record_signature_payload(
+            purpose=sig.purpose,
+            table=sig.table_name,
+            document_id=sig.document_id,
+            fields=fields,
+            signed_fields=sig.signed_fields,
+            certificate=sig.certificate,
+            signed_at=sig.signed_at,
+            expires_at=sig.expires_at,
+        )
+    except BadInputError:
+        return None
 
 
 def _newest_by_certificate(
     signatures: Sequence[SignatureRecord],
 ) -> tuple[list[SignatureRecord], list[SignatureRecord]]:
     """Split into the newest signature of each certificate and all the others."""
+    if len(signatures) == 1:  # the common case: one signature, the newest of its group
+        return [signatures[0]], []
     newest: dict[str, SignatureRecord] = {}
     older: list[SignatureRecord] = []
     for sig in signatures:
@@ -327,11 +373,22 @@ def _trust_reason(cert: CertTrust) -> str:
     return cert.reason or "certificate_untrusted"
 
 
+_ALGORITHMS: dict[str, Algorithm] = {a.value: a for a in Algorithm}
+
+
 def _algorithm(name: str) -> Algorithm | None:
+    if type(name) is str:  # what ``Algorithm(name)`` looks up first, without the enum machinery
+        return _ALGORITHMS.get(name)
     try:
         return Algorithm(name)
     except ValueError:
         return None
+
+
+@functools.lru_cache(maxsize=256)
+def _field_set(names: tuple[str, ...]) -> frozenset[str]:
+    """A configuration's signed fields as a set, built once per configuration."""
+    return frozenset(names)
 
 
 def _decode(text: str) -> bytes | None:

@@ -289,6 +289,8 @@ class RemoteUpdateSet(Base):
     previewed_on: Mapped[str | None] = mapped_column(TS, nullable=True)
     committed_on: Mapped[str | None] = mapped_column(TS, nullable=True)
     committed_by: Mapped[str | None] = mapped_column(NAME, nullable=True)
+    receipts: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """The last preview's receipts of the record signatures it verified (one per line)."""
 
 
 class RemoteUpdateXml(Base):
@@ -304,8 +306,13 @@ class RemoteUpdateXml(Base):
     table_name: Mapped[str] = mapped_column(NAME)
     target_sys_id: Mapped[str] = mapped_column(SYS_ID)
     action: Mapped[str] = mapped_column(String(20))
-    payload: Mapped[str] = mapped_column(Text)
+    payload: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """The payload as carried, kept only when it could not be parsed (see ``problem``)."""
     payload_sha512: Mapped[str] = mapped_column(String(128))
+    fields: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """The record's fields parsed once at import, as JSON in ``sys_record.fields``'s form."""
+    problem: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """Why the payload could not be parsed (then ``fields`` is null)."""
 
 
 class PreviewProblem(Base):

@@ -40,6 +40,7 @@ from ..signing import (
     CIRCLE_OF_TRUST,
     SIGNATURE_TABLE,
     CertTrust,
+    Receipts,
     RecordVerifier,
     SignatureConfig,
     SignatureRecord,
@@ -100,7 +101,12 @@ class SetInput:
 
 
 def check_sets(
-    parts: Sequence[SetInput], facts: LocalFacts, now: dt.datetime, *, for_commit: bool = False
+    parts: Sequence[SetInput],
+    facts: LocalFacts,
+    now: dt.datetime,
+    *,
+    for_commit: bool = False,
+    receipts: Receipts | None = None,
 ) -> list[r.PreviewResult]:
     """Steps 2 to 8 of the checklist (module doc) on one set, or on the parts of a batch.
 
@@ -108,7 +114,8 @@ def check_sets(
     carried by one part counts for all (an export splits them by entry sys_id), and
     the batch is a CoT set when any part is; each part's manifest covers its own
     entries. *facts* must cover every part's ``targets`` and ``documents``. With
-    *for_commit*, each result also carries its parsed entries, ready to apply.
+    *for_commit*, each result also carries its parsed entries, ready to apply; with
+    *receipts*, step 7 skips the public-key work they vouch for and records its own.
     """
     works = [p.parsed.work for p in parts]
     every = [w for work in works for w in work]
@@ -122,7 +129,7 @@ def check_sets(
         for w in work:
             _local_state(w, part.header, facts)
     _references(every, facts, trust)  # 6
-    _verify_records(every, facts, trust, now)  # 7
+    _verify_records(every, facts, trust, now, receipts)  # 7
     for w in every:  # 8
         if w.carried is not None and w.entry.action == ACTION_INSERT_OR_UPDATE:
             w.certificate = status[w.entry.sys_id]
@@ -208,7 +215,7 @@ def _local_state(w: Work, header: UpdateSetHeader, facts: LocalFacts) -> None:
             f"the set deletes a record changed here at {local.updated_on}, after the set was "
             f"made ({header.created_on})",
         )
-    elif w.fields is not None and _values(local.fields) != _values(w.fields):
+    elif (mine := w.values()) is not None and _values(local.fields) != _values(mine):
         w.problem(
             r.COLLISION,
             f"the record was changed here at {local.updated_on}, after the set was made "
@@ -257,6 +264,7 @@ def _verify_records(
     facts: LocalFacts,
     trust: Mapping[Fingerprint, CertTrust],
     now: dt.datetime,
+    receipts: Receipts | None,
 ) -> None:
     replaced = {w.entry.target_sys_id for w in work if w.entry.table == SIGNATURE_TABLE}
     carried: dict[tuple[str, str], list[SignatureRecord]] = defaultdict(list)
@@ -273,7 +281,11 @@ def _verify_records(
         local = [s for s in facts.signatures.get(key, ()) if s.sys_id not in replaced]
         judged.append(w)
         jobs.append(Job(e.table, e.target_sys_id, w.fields, carried.get(key, []) + local))
-    outcomes = verify_all(jobs, RecordVerifier(trust, facts.configs, now))
+    # Where receipts vouch for (nearly) every signature, what is left is Python work under
+    # the GIL, which a second thread only slows down.
+    threads = 1 if receipts is not None and receipts.known >= len(jobs) else 2
+    verifier = RecordVerifier(trust, facts.configs, now, receipts=receipts)
+    outcomes = verify_all(jobs, verifier, threads)
     for w, outcome in zip(judged, outcomes, strict=True):
         if isinstance(outcome, str):
             w.problem(r.SIGNATURE, f"cannot be verified: {outcome}")
@@ -306,8 +318,10 @@ def _result(
     parsed: list[r.ParsedEntry] = []
     for w in work:
         e = w.entry
-        problems = tuple(
-            r.Problem(e.sys_id, kind, text, r.is_blocking(kind, cot)) for kind, text in w.found
+        problems = (
+            tuple(r.Problem(e.sys_id, k, text, r.is_blocking(k, cot)) for k, text in w.found)
+            if w.found
+            else ()
         )
         entries.append(
             r.EntryResult(
@@ -333,6 +347,7 @@ def _result(
                     w.exists,
                     w.same_as,
                     friend=w.certificate == "trusted",
+                    stored=w.stored,
                 )
             )
     return r.PreviewResult(

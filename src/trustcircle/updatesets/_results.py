@@ -119,7 +119,9 @@ class ParsedEntry:
 
     ``exists`` says the target is stored locally now; ``same_as`` names a local
     certificate with the same fingerprint under another sys_id (nothing to write);
-    ``friend`` marks a certificate that joins the trusted friends list on commit.
+    ``friend`` marks a certificate that joins the trusted friends list on commit;
+    ``stored`` says the entry's row holds these fields as JSON (``fields`` column), so
+    commit may copy them in SQL.
     """
 
     sys_id: str
@@ -131,6 +133,7 @@ class ParsedEntry:
     exists: bool = False
     same_as: str | None = None
     friend: bool = False
+    stored: bool = False
 
 
 @dataclass(frozen=True)

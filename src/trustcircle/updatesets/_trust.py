@@ -29,7 +29,7 @@ from ..crypto.chain import MAX_CHAIN_DEPTH, MAX_INTERMEDIATES
 from ..errors import TrustcircleError
 from ..signing import CLOCK_SKEW, CertTrust
 from ._results import ManifestResult, ManifestVerdict
-from .manifest import ManifestEntry, manifest_payload
+from .manifest import ManifestEntry, manifest_parts
 from .xmlformat import ManifestSignature, UpdateSetHeader
 
 TRUSTED = "trusted"
@@ -159,12 +159,12 @@ def judge_manifest(
         )
     try:
         algorithm = algs.Algorithm(signature.algorithm)
-        payload = manifest_payload(header, lines, signature.signed_at, signature.expires_at)
+        parts = manifest_parts(header, lines, signature.signed_at, signature.expires_at)
         raw = binascii.a2b_base64(signature.signature, strict_mode=True)
         signed_at, expires_at = parse_ts(signature.signed_at), parse_ts(signature.expires_at)
     except (ValueError, binascii.Error, TrustcircleError) as exc:
         return result(ManifestVerdict.INVALID, f"the manifest signature is malformed ({exc})")
-    if not algs.verify(algorithm, cert.public_key, raw, payload):
+    if not algs.verify_parts(algorithm, cert.public_key, raw, parts):
         if _signed_other_manifest(cert, raw):
             return result(
                 ManifestVerdict.MISMATCH,

@@ -36,12 +36,14 @@ class Outcome(NamedTuple):
     reasons: tuple[str, ...]
 
 
-def verify_all(jobs: Sequence[Job], verifier: RecordVerifier) -> list[Outcome | str]:
+def verify_all(
+    jobs: Sequence[Job], verifier: RecordVerifier, threads: int = THREADS
+) -> list[Outcome | str]:
     """Each job's outcome, in order, or the message of why it cannot be judged."""
     chunks = [jobs[i : i + _CHUNK] for i in range(0, len(jobs), _CHUNK)]
-    if len(chunks) <= 1:
+    if len(chunks) <= 1 or threads <= 1:
         return [item for chunk in chunks for item in _run(verifier, chunk)]
-    with ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="verify") as pool:
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="verify") as pool:
         done = pool.map(lambda chunk: _run(verifier, chunk), chunks)
         return [item for part in done for item in part]
 

@@ -3,8 +3,10 @@
 The checks of preview run again first, on the state inside this transaction (it may
 have changed since preview): while a blocking problem exists, or an acceptable one
 is not accepted with ``accept_remote``, nothing is applied and the refusal is audited
-by the operation. A batch parent commits with all its children. Generic records and
-signatures are written with bulk statements; certificates go through
+by the operation. Only the public-key work is not repeated for a signature preview's
+receipts vouch for (:mod:`trustcircle.signing.receipts`); trust, time, purpose and
+the record's values are judged again. A batch parent commits with all its children.
+Generic records and signatures are written with bulk statements; certificates go through
 :mod:`trustcircle.platform.rows`, and those of a Circle-of-Trust set join the trusted
 friends list. Protected properties never change here: ``sys_properties`` is no
 table an update set may write (preview blocks it).
@@ -17,7 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, bindparam, delete, select, update
+from sqlalchemy import Insert, Table, bindparam, delete, literal, select, update
 from sqlalchemy.orm import Session
 
 from .._types import SysId
@@ -26,15 +28,32 @@ from ..errors import PolicyError, VerificationError
 from ..platform import rows
 from ..platform.context import Operation
 from ..signing import SIGNATURE_TABLE
-from ..store.models import Certificate, RecordSignatureRow, RemoteUpdateSet, SysRecord
+from ..store.models import (
+    Certificate,
+    RecordSignatureRow,
+    RemoteUpdateSet,
+    RemoteUpdateXml,
+    SysRecord,
+)
 from . import _results as r
-from .preview import COMMITTED, check, get_retrieved, store_problems
+from .preview import COMMITTED, check, get_retrieved, receipts_of, store_problems
 from .xmlformat import ACTION_DELETE
 
 _CHUNK = 1000
 _SHOWN = 3
 _RECORDS = cast(Table, SysRecord.__table__)
 _SIGNATURES = cast(Table, RecordSignatureRow.__table__)
+_ENTRIES = cast(Table, RemoteUpdateXml.__table__)
+_RECORD_COLUMNS = (
+    "sys_id",
+    "table_name",
+    "fields",
+    "created_on",
+    "updated_on",
+    "created_by",
+    "updated_by",
+    "mod_count",
+)
 _T = TypeVar("_T")
 
 
@@ -97,19 +116,20 @@ def commit_set(op: Operation, set_id: str, accept_remote: bool) -> CommitResult:
                 f"{part.name!r} ({part.sys_id}) is already committed (on {part.committed_on} by "
                 f"{part.committed_by}): a committed update set cannot be committed again"
             )
-    result = check(op.session, row, op.now, for_commit=True)
+    result = check(op.session, row, op.now, for_commit=True, receipts=receipts_of(op, row))
     _refuse_unless_committable(result, accept_remote)
     store_problems(op.session, result, accepted=accept_remote)
     done = CommitResult(result.set_id, result.name, result.cot, accepted=len(result.acceptable))
     via = f"{result.name} ({result.set_id})"
     for part in (result, *result.children):
-        _apply(op, part.parsed, done, via if result.cot else None)
+        _apply(op, part.set_id, part.parsed, done, via if result.cot else None)
         target = op.session.get(RemoteUpdateSet, part.set_id)
         assert target is not None
         target.state = COMMITTED
         target.committed_on = op.ts
         target.committed_by = op.actor.name
         target.accepted_remote = bool(accept_remote and result.acceptable)
+        target.receipts = None  # they served their purpose
     done.children = len(result.children)
     op.detail = {"update_set": result.set_id, **done.to_dict()}
     return done
@@ -141,9 +161,14 @@ def _first(problems: Sequence[r.Problem]) -> str:
 
 
 def _apply(
-    op: Operation, parsed: Sequence[r.ParsedEntry], done: CommitResult, via: str | None
+    op: Operation,
+    set_id: str,
+    parsed: Sequence[r.ParsedEntry],
+    done: CommitResult,
+    via: str | None,
 ) -> None:
-    """Write every entry: rows are built a chunk at a time, never all at once."""
+    """Write every entry of retrieved set *set_id*: rows are built a chunk at a time, never
+    all at once, and new records' JSON is copied from the entries in SQL."""
     session, actor, ts = op.session, op.actor.name, op.ts
     new: list[r.ParsedEntry] = []
     changed: list[r.ParsedEntry] = []
@@ -171,7 +196,10 @@ def _apply(
             _SIGNATURES,
             [p.signature.to_fields() for p in chunk if p.signature and p.action != ACTION_DELETE],
         )
-    for chunk in _chunks(new, _CHUNK):
+    copied = [p for p in new if p.stored]
+    for chunk in _chunks(copied, _CHUNK):  # the checked JSON, copied as it stands
+        session.execute(_copy_records(set_id, [p.sys_id for p in chunk], actor, ts))
+    for chunk in _chunks([p for p in new if not p.stored], _CHUNK):
         _insert_many(session, _RECORDS, [_new_record(p, actor, ts) for p in chunk])
     update_stmt = _UPDATE.values(updated_on=ts, updated_by=actor)
     for chunk in _chunks(changed, _CHUNK):
@@ -195,6 +223,25 @@ _UPDATE = (
 def _json(fields: Mapping[str, str | None]) -> str:
     """A record's fields as ``sys_record.fields`` stores them (sorted keys, as records does)."""
     return json.dumps({k: fields[k] for k in sorted(fields)}, ensure_ascii=False)
+
+
+def _copy_records(set_id: str, entries: Sequence[str], actor: str, ts: str) -> Insert:
+    """Insert the records of *entries* of retrieved set *set_id* with their stored fields:
+    the very rows the checks read in this transaction."""
+    x = _ENTRIES.c
+    return _RECORDS.insert().from_select(
+        _RECORD_COLUMNS,
+        select(
+            x.target_sys_id,
+            x.table_name,
+            x.fields,
+            literal(ts),
+            literal(ts),
+            literal(actor),
+            literal(actor),
+            literal(0),
+        ).where(x.remote_update_set == set_id, x.sys_id.in_(entries)),
+    )
 
 
 def _new_record(p: r.ParsedEntry, actor: str, ts: str) -> dict[str, Any]:

@@ -1,10 +1,12 @@
 """Import update-set XML files into retrieved update sets, streaming, in one transaction.
 
 Each file is parsed once with :func:`read_update_set` under the ``IMPORT_MAX_*``
-limits; entries go to the database in chunks of Core bulk inserts while the file is
-read, so memory stays flat. All files of one call land in the caller's transaction:
-any error leaves nothing stored. Import only loads — signatures and the manifest are
-checked by preview.
+limits, and each entry's payload once with :func:`parse_payload`: an entry is stored
+with its payload's SHA-512 and the record's fields (or, when the payload is refused,
+the payload and the reason). Entries go to the database in chunks of bulk inserts
+while the file is read, so memory stays flat. All files of one call land in the
+caller's transaction: any error leaves nothing stored. Import only loads — a refused
+payload, signatures and the manifest are judged by preview.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from ..platform import properties
 from ..platform.context import Operation
 from ..store.models import PreviewProblem, RemoteUpdateSet, RemoteUpdateXml, UpdateSet
 from ._xml_read import read_update_set
+from .record_xml import parse_payload
 from .xmlformat import ImportLimits, ManifestSignature, UpdateEntry, UpdateSetHeader
 
 LOADED = "loaded"
@@ -108,8 +111,8 @@ class _HashingReader:
 class _Import:
     """The import of one file: parse once, hash and insert in chunks as entries arrive.
 
-    Single-threaded on purpose: parsing holds the GIL, and a second thread for hashing
-    or inserting measured slower than doing both inline.
+    Single-threaded on purpose: parsing holds the GIL, and a second thread for parsing
+    payloads, hashing or inserting measured slower than doing all of it inline.
     """
 
     def __init__(
@@ -119,7 +122,7 @@ class _Import:
         self.path = path
         self.limits = limits
         self.seen = seen
-        self.chunk: list[dict[str, str]] = []
+        self.pending: list[UpdateEntry] = []
 
     def run(self) -> ImportResult:
         with self._open() as raw:
@@ -158,23 +161,13 @@ class _Import:
         )
 
     def _add(self, entry: UpdateEntry) -> None:
-        self.chunk.append(
-            {
-                "remote_update_set": entry.update_set,
-                "sys_id": entry.sys_id,
-                "table_name": entry.table,
-                "target_sys_id": entry.target_sys_id,
-                "action": entry.action,
-                "payload": entry.payload,
-                "payload_sha512": hashlib.sha512(entry.payload.encode("utf-8")).hexdigest(),
-            }
-        )
-        if len(self.chunk) >= _CHUNK:
+        self.pending.append(entry)
+        if len(self.pending) >= _CHUNK:
             self._flush()
 
     def _flush(self) -> None:
-        _bulk_insert(self.op.session, _ENTRIES, self.chunk)
-        self.chunk = []
+        _bulk_insert(self.op.session, _ENTRIES, _rows(self.pending, self.limits))
+        self.pending = []
 
     def _open(self) -> IO[bytes]:
         where = f"update set file {str(self.path)!r}"
@@ -261,7 +254,28 @@ class _Import:
         )
 
 
-def _bulk_insert(session: Session, table: Table, rows: list[dict[str, str]]) -> None:
+def _rows(entries: list[UpdateEntry], limits: ImportLimits) -> list[dict[str, str | None]]:
+    """The rows of *entries*: each payload parsed once and hashed."""
+    rows: list[dict[str, str | None]] = []
+    for entry in entries:
+        fields, problem = parse_payload(entry, limits)
+        rows.append(
+            {
+                "remote_update_set": entry.update_set,
+                "sys_id": entry.sys_id,
+                "table_name": entry.table,
+                "target_sys_id": entry.target_sys_id,
+                "action": entry.action,
+                "payload": None if problem is None else entry.payload,
+                "payload_sha512": hashlib.sha512(entry.payload.encode("utf-8")).hexdigest(),
+                "fields": fields,
+                "problem": problem,
+            }
+        )
+    return rows
+
+
+def _bulk_insert(session: Session, table: Table, rows: list[dict[str, str | None]]) -> None:
     """``executemany`` straight to the driver: Core's per-row parameter handling costs more
     than SQLite's insert itself. The statement is compiled for the session's dialect."""
     if not rows:

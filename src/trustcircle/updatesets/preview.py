@@ -16,11 +16,11 @@ from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from cryptography import x509
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Select, delete, insert, select
 from sqlalchemy.orm import Session
 
 from .._types import Fingerprint, SysId, new_sys_id
-from ..crypto import ChainValidator, load_pem_certificates
+from ..crypto import ChainValidator, MasterKey, load_pem_certificates
 from ..errors import BadInputError, NotFoundError
 from ..platform import kmf, signatures
 from ..platform.context import Operation
@@ -34,6 +34,8 @@ from ..signing import (
     SignatureConfig,
     SignatureRecord,
 )
+from ..signing.receipts import PURPOSE as RECEIPTS
+from ..signing.receipts import Receipts
 from ..store.models import (
     Certificate,
     PreviewProblem,
@@ -46,7 +48,7 @@ from ..store.models import (
 from . import _batchcheck, _checks, _parsing
 from ._results import PreviewResult, Problem
 from .importer import import_limits
-from .xmlformat import ImportLimits, ManifestSignature, UpdateEntry, UpdateSetHeader
+from .xmlformat import ImportLimits, ManifestSignature, UpdateSetHeader
 
 LOADED = "loaded"
 PREVIEWED = "previewed"
@@ -56,15 +58,26 @@ _FETCH = 256
 _POLICY_TABLE = "cot_policy_statement"
 _T = TypeVar("_T")
 
-__all__ = ["COMMITTED", "PREVIEWED", "PreviewResult", "check", "get_retrieved", "preview_set"]
+__all__ = [
+    "COMMITTED",
+    "PREVIEWED",
+    "PreviewResult",
+    "check",
+    "get_retrieved",
+    "preview_set",
+    "receipts_of",
+]
 
 
 def preview_set(op: Operation, set_id: str) -> PreviewResult:
     """Check retrieved set *set_id* (a batch parent: the whole batch), replace its problem
-    records and mark it previewed (a committed set is only reported on)."""
+    records and receipts, and mark it previewed (a committed set is only reported on)."""
     row = get_retrieved(op.session, set_id)
-    result = check(op.session, row, op.now)
+    receipts = receipts_of(op, row)
+    result = check(op.session, row, op.now, receipts=receipts)
     store_problems(op.session, result, accepted=False)
+    if row.state != COMMITTED:
+        row.receipts = receipts.stored() or None
     for sid in _set_ids(result):
         target = op.session.get(RemoteUpdateSet, sid)
         if target is not None and target.state != COMMITTED:
@@ -99,11 +112,23 @@ def get_retrieved(session: Session, set_id: str) -> RemoteUpdateSet:
     return row
 
 
+def receipts_of(op: Operation, row: RemoteUpdateSet) -> Receipts:
+    """The verification receipts the last preview of *row* stored, under this instance's key."""
+    key = MasterKey.load(op.instance.master_key_path).derive(RECEIPTS)
+    return Receipts.parse(key, row.receipts)
+
+
 def check(
-    session: Session, row: RemoteUpdateSet, now: dt.datetime, *, for_commit: bool = False
+    session: Session,
+    row: RemoteUpdateSet,
+    now: dt.datetime,
+    *,
+    for_commit: bool = False,
+    receipts: Receipts | None = None,
 ) -> PreviewResult:
     """Run the checklist on *row* and, when it is a batch parent, on every child with it;
-    *for_commit* keeps the parsed entries in the result for commit to apply."""
+    *for_commit* keeps the parsed entries in the result for commit to apply. Signatures
+    a receipt vouches for are not verified again; the ones verified are added to it."""
     context = _Context.read(session, now)
     children = list(
         session.scalars(
@@ -113,11 +138,13 @@ def check(
         )
     )
     parts = [_input(session, r, context) for r in (row, *children)]
-    ids = {sid for p in parts for sid in p.parsed.targets | p.parsed.documents}
-    targets = {t for p in parts for t in p.parsed.signed_targets}
+    set_ids = [p.header.sys_id for p in parts]
+    targets = {sid for p in parts for sid in p.parsed.targets}
+    documents = {sid for p in parts for sid in p.parsed.documents} - targets
+    signed = {t for p in parts for t in p.parsed.signed_targets}
     facts = _checks.LocalFacts(
-        records=_local_records(session, ids),
-        signatures=_local_signatures(session, targets),
+        records=_local_records(session, set_ids, documents),
+        signatures=_local_signatures(session, set_ids, signed),
         certificates=context.certificates,
         certificate_ids=context.certificate_ids,
         intermediates=context.intermediates,
@@ -125,7 +152,7 @@ def check(
         revoked=context.revoked,
         configs=context.configs,
     )
-    parent, *rest = _checks.check_sets(parts, facts, now, for_commit=for_commit)
+    parent, *rest = _checks.check_sets(parts, facts, now, for_commit=for_commit, receipts=receipts)
     return _batchcheck.combine(parent, rest)
 
 
@@ -218,22 +245,27 @@ def _input(session: Session, row: RemoteUpdateSet, context: _Context) -> _checks
     return _checks.SetInput(header, row.state, _signature(row), parsed)
 
 
-def _entries(session: Session, set_id: str) -> Iterator[UpdateEntry]:
-    """The set's entries, streamed: a few hundred payloads in memory at a time."""
+def _entries(session: Session, set_id: str) -> Iterator[_parsing.StoredEntry]:
+    """The set's entries, streamed: a few hundred in memory at a time."""
     stmt = (
         select(
             RemoteUpdateXml.sys_id,
+            RemoteUpdateXml.remote_update_set,
             RemoteUpdateXml.table_name,
             RemoteUpdateXml.target_sys_id,
             RemoteUpdateXml.action,
+            RemoteUpdateXml.payload_sha512,
+            RemoteUpdateXml.fields,
+            RemoteUpdateXml.problem,
             RemoteUpdateXml.payload,
         )
         .where(RemoteUpdateXml.remote_update_set == set_id)
         .order_by(RemoteUpdateXml.sys_id)
         .execution_options(yield_per=_FETCH)
     )
-    for sid, table, target, action, payload in session.execute(stmt):
-        yield UpdateEntry(sid, set_id, table, target, action, payload)
+    stored = _parsing.StoredEntry
+    for values in session.execute(stmt):
+        yield stored(*values)
 
 
 def _signature(row: RemoteUpdateSet) -> ManifestSignature | None:
@@ -249,50 +281,58 @@ def _signature(row: RemoteUpdateSet) -> ManifestSignature | None:
     return ManifestSignature(*(v or "" for v in values))
 
 
-def _local_records(session: Session, ids: Collection[str]) -> dict[str, _checks.LocalRecord]:
-    """Every local record under one of *ids*, whatever table keeps it."""
+def _local_records(
+    session: Session, set_ids: Sequence[str], others: Collection[str]
+) -> dict[str, _checks.LocalRecord]:
+    """Every local record under a sys_id an entry of *set_ids* targets, or one of *others*,
+    whatever table keeps it: one query per table for the targets (a join on the entries),
+    and chunks of *others*."""
+    targeted = select(RemoteUpdateXml.target_sys_id).where(
+        RemoteUpdateXml.remote_update_set.in_(set_ids)
+    )
     out: dict[str, _checks.LocalRecord] = {}
-    for chunk in _chunks(sorted(ids), _IN_CHUNK):
+    where: list[Select[str] | Sequence[str]] = [targeted]
+    where.extend(_chunks(sorted(others), _IN_CHUNK))
+    for ids in where:
         for sid, table, updated_on, fields in session.execute(
             select(
                 SysRecord.sys_id, SysRecord.table_name, SysRecord.updated_on, SysRecord.fields
-            ).where(SysRecord.sys_id.in_(chunk))
+            ).where(SysRecord.sys_id.in_(ids))
         ):
             out[sid] = _checks.LocalRecord(
                 table, updated_on, json.loads(fields), cot=table == _POLICY_TABLE
             )
         for sig in session.scalars(
-            select(RecordSignatureRow).where(RecordSignatureRow.sys_id.in_(chunk))
+            select(RecordSignatureRow).where(RecordSignatureRow.sys_id.in_(ids))
         ):
             values = {k: getattr(sig, k) for k in SIGNATURE_FIELDS if k != "sys_id"}
             out[sig.sys_id] = _checks.LocalRecord(
                 SIGNATURE_TABLE, "", values, cot=sig.purpose == CIRCLE_OF_TRUST
             )
-        for cert in session.scalars(select(Certificate).where(Certificate.sys_id.in_(chunk))):
+        for cert in session.scalars(select(Certificate).where(Certificate.sys_id.in_(ids))):
             values = {k: getattr(cert, k) for k in CERTIFICATE_FIELDS}
             out[cert.sys_id] = _checks.LocalRecord(CERTIFICATE_TABLE, "", values, cot=True)
     return out
 
 
 def _local_signatures(
-    session: Session, targets: Collection[tuple[str, str]]
+    session: Session, set_ids: Sequence[str], targets: Collection[tuple[str, str]]
 ) -> dict[tuple[str, str], list[SignatureRecord]]:
-    """Local signatures of *targets*, one query per table and chunk (the index's order)."""
-    by_table: dict[str, list[str]] = defaultdict(list)
-    for table, sid in targets:
-        by_table[table].append(sid)
+    """Local signatures of *targets* (the entries of *set_ids*), in one query."""
+    targeted = select(RemoteUpdateXml.target_sys_id).where(
+        RemoteUpdateXml.remote_update_set.in_(set_ids)
+    )
     out: dict[tuple[str, str], list[SignatureRecord]] = defaultdict(list)
-    for table, ids in by_table.items():
-        for chunk in _chunks(sorted(ids), _IN_CHUNK):
-            stmt = select(RecordSignatureRow).where(
-                RecordSignatureRow.table_name == table, RecordSignatureRow.document_id.in_(chunk)
-            )
-            for row in session.scalars(stmt):
-                try:
-                    sig = signatures.from_row(row)
-                except BadInputError:
-                    continue  # a malformed local signature proves nothing
-                out[(table, SysId(row.document_id))].append(sig)
+    stmt = select(RecordSignatureRow).where(RecordSignatureRow.document_id.in_(targeted))
+    for row in session.scalars(stmt):
+        key = (row.table_name, SysId(row.document_id))
+        if key not in targets:
+            continue
+        try:
+            sig = signatures.from_row(row)
+        except BadInputError:
+            continue  # a malformed local signature proves nothing
+        out[key].append(sig)
     return dict(out)
 
 

@@ -8,11 +8,14 @@ reads one back from untrusted input, refusing anything outside that shape.
 
 from __future__ import annotations
 
+import functools
+import json
+import threading
 from collections.abc import Mapping
 
 from lxml import etree
 
-from trustcircle.errors import BadInputError, UsageError
+from trustcircle.errors import BadInputError, TrustcircleError, UsageError
 
 from .xmlformat import (
     ImportLimits,
@@ -25,6 +28,7 @@ from .xmlformat import (
 )
 
 _XML_SPACE = " \t\r\n"
+_PARSERS = threading.local()
 
 
 def record_to_payload(table: str, sys_id: str, fields: Mapping[str, str | None]) -> str:
@@ -82,11 +86,11 @@ def payload_to_record(payload: str, limits: ImportLimits) -> tuple[str, str, dic
     """
     root = _parse(payload, limits)
     table = root.get("table")
-    if root.tag != "record_update" or table is None or set(root.attrib) != {"table"}:
+    if root.tag != "record_update" or table is None or len(root.attrib) != 1:
         raise BadInputError(
             'payload is not <record_update table="…">: an entry payload must hold one record'
         )
-    if not is_name(table):
+    if not _known_name(table):
         raise BadInputError(f"payload names table {shorten(table)}, which is not a table name")
     record = _only_child(root, "<record_update>")
     if record.tag != table:
@@ -97,30 +101,24 @@ def payload_to_record(payload: str, limits: ImportLimits) -> tuple[str, str, dic
     if record.attrib:
         raise BadInputError(f"payload element <{table}> has attributes: fields are elements")
     _no_text(record.text, f"<{table}>")
-    sys_id: str | None = None
     fields: dict[str, str | None] = {}
+    if limits.max_depth < 3 and len(record):  # record_update > table > field
+        raise limits.refuse("max_depth", f"nesting of 3 levels in the {table} payload")
     for field in record:
-        name = _field_name(field, table)
-        depth = 4 if len(field) else 3  # record_update > table > field > nested
-        if depth > limits.max_depth:
-            raise limits.refuse("max_depth", f"nesting of {depth} levels in the {table} payload")
-        if len(field):
-            raise BadInputError(
-                f"field {name} of the {table} payload holds nested elements or markup: "
-                "a field is plain text"
-            )
-        if field.attrib:
-            raise BadInputError(f"field {name} of the {table} payload has attributes")
-        value = field.text or ""
-        if name == "sys_id":
-            if sys_id is not None:
-                raise BadInputError(f"the {table} payload has two sys_id fields")
-            sys_id = value
-        elif name in fields:
-            raise BadInputError(f"the {table} payload has two {name} fields: refusing it")
-        else:
-            fields[name] = value
-        _no_text(field.tail, f"<{table}>")
+        # The common case costs a few attribute reads; anything odd is judged in _field.
+        name = field.tag
+        tail = field.tail
+        if (
+            name.__class__ is not str
+            or not _known_name(name)
+            or len(field)
+            or field.keys()
+            or name in fields
+            or (tail and tail.strip(_XML_SPACE))
+        ):
+            _refuse_field(field, table, limits, fields)
+        fields[name] = field.text or ""
+    sys_id = fields.pop("sys_id", None)
     if sys_id is None:
         raise BadInputError(f"the {table} payload has no sys_id field")
     if not is_sys_id(sys_id):
@@ -128,6 +126,35 @@ def payload_to_record(payload: str, limits: ImportLimits) -> tuple[str, str, dic
             f"the {table} payload has sys_id {shorten(sys_id)}, which is not 32 lowercase hex"
         )
     return table, sys_id, fields
+
+
+def _refuse_field(
+    field: etree._Element, table: str, limits: ImportLimits, seen: Mapping[str, object]
+) -> None:
+    """Raise the error for a field element that is not plain ``<name>text</name>``."""
+    name = _field_name(field, table)
+    depth = 4 if len(field) else 3  # record_update > table > field > nested
+    if depth > limits.max_depth:
+        raise limits.refuse("max_depth", f"nesting of {depth} levels in the {table} payload")
+    if len(field):
+        raise BadInputError(
+            f"field {name} of the {table} payload holds nested elements or markup: "
+            "a field is plain text"
+        )
+    if field.attrib:
+        raise BadInputError(f"field {name} of the {table} payload has attributes")
+    if name in seen:
+        if name == "sys_id":
+            raise BadInputError(f"the {table} payload has two sys_id fields")
+        raise BadInputError(f"the {table} payload has two {name} fields: refusing it")
+    _no_text(field.tail, f"<{table}>")
+    raise AssertionError("unreachable: the field was judged malformed")  # pragma: no cover
+
+
+@functools.lru_cache(maxsize=4096)
+def _known_name(name: str) -> bool:
+    """:func:`is_name`, remembered: 10,000 records repeat a handful of names."""
+    return is_name(name)
 
 
 def entry_to_record(entry: UpdateEntry, limits: ImportLimits) -> dict[str, str | None]:
@@ -139,6 +166,16 @@ def entry_to_record(entry: UpdateEntry, limits: ImportLimits) -> dict[str, str |
             f"payload holds {table} {sys_id}: refusing it"
         )
     return fields
+
+
+def parse_payload(entry: UpdateEntry, limits: ImportLimits) -> tuple[str | None, str | None]:
+    """``(fields, None)``: the record's fields as JSON in ``sys_record.fields``'s form
+    (sorted keys, text as is); or ``(None, reason)`` when the payload is refused."""
+    try:
+        fields = entry_to_record(entry, limits)
+    except TrustcircleError as exc:
+        return None, f"payload refused: {exc.message}"
+    return json.dumps({k: fields[k] for k in sorted(fields)}, ensure_ascii=False), None
 
 
 def _escape(text: str) -> str:
@@ -163,17 +200,8 @@ def _parse(payload: str, limits: ImportLimits) -> etree._Element:
             "payload must start with <record_update: no XML declaration, DTD, comment or "
             "text may precede the record"
         )
-    parser = etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        huge_tree=False,
-        remove_comments=False,
-        remove_pis=False,
-        collect_ids=False,
-    )
     try:
-        root = etree.fromstring(payload.encode("utf-8"), parser)
+        root = etree.fromstring(payload.encode("utf-8"), _parser())
     except UnicodeEncodeError as exc:
         raise BadInputError("payload holds a lone surrogate: it is not valid text") from exc
     except etree.XMLSyntaxError as exc:
@@ -184,6 +212,22 @@ def _parse(payload: str, limits: ImportLimits) -> etree._Element:
     if has_dtd(root):
         raise BadInputError("payload must not contain a DTD or entity declarations: refusing it")
     return root
+
+
+def _parser() -> etree.XMLParser:
+    """This thread's hardened parser (an lxml parser must not be shared between threads)."""
+    parser: etree.XMLParser | None = getattr(_PARSERS, "parser", None)
+    if parser is None:
+        parser = _PARSERS.parser = etree.XMLParser(
+            resolve_entities=False,
+            no_network=True,
+            load_dtd=False,
+            huge_tree=False,
+            remove_comments=False,
+            remove_pis=False,
+            collect_ids=False,
+        )
+    return parser
 
 
 def _only_child(parent: etree._Element, where: str) -> etree._Element:
