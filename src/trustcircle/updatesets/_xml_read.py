@@ -21,6 +21,7 @@ from trustcircle.errors import BadInputError, UsageError
 
 from .xmlformat import (
     FORMAT,
+    HARDENED_PARSER,
     ImportLimits,
     ManifestSignature,
     UpdateEntry,
@@ -113,17 +114,7 @@ class _Reader:
         self.allowed: frozenset[str] = frozenset()
 
     def run(self, stream: _LimitedReader) -> Iterator[Item]:
-        events = etree.iterparse(
-            stream,
-            events=("start", "end"),
-            resolve_entities=False,
-            no_network=True,
-            load_dtd=False,
-            huge_tree=False,
-            remove_comments=False,
-            remove_pis=False,
-            collect_ids=False,
-        )
+        events = etree.iterparse(stream, events=("start", "end"), **HARDENED_PARSER)
         # The common events (a field of a record starts or ends) are handled inline;
         # everything else, refusals included, goes through the methods below.
         values = self.values

@@ -18,6 +18,7 @@ from lxml import etree
 from trustcircle.errors import BadInputError, TrustcircleError, UsageError
 
 from .xmlformat import (
+    HARDENED_PARSER,
     ImportLimits,
     UpdateEntry,
     first_bad_xml_char,
@@ -218,15 +219,7 @@ def _parser() -> etree.XMLParser:
     """This thread's hardened parser (an lxml parser must not be shared between threads)."""
     parser: etree.XMLParser | None = getattr(_PARSERS, "parser", None)
     if parser is None:
-        parser = _PARSERS.parser = etree.XMLParser(
-            resolve_entities=False,
-            no_network=True,
-            load_dtd=False,
-            huge_tree=False,
-            remove_comments=False,
-            remove_pis=False,
-            collect_ids=False,
-        )
+        parser = _PARSERS.parser = etree.XMLParser(**HARDENED_PARSER)
     return parser
 
 
