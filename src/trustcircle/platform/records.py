@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from .._types import SysId, Timestamp, new_sys_id
 from ..errors import NotFoundError, UsageError
-from ..store.models import SysRecord
+from ..store.models import SysRecord, fields_json
 from .tables import table_def
 
 MAX_FIELD_CHARS = 1024 * 1024
@@ -109,11 +109,10 @@ def insert(
     sid = sys_id or new_sys_id()
     if session.get(SysRecord, sid) is not None:
         raise UsageError(f"a record with sys_id {sid} already exists")
-    values = {k: fields[k] for k in sorted(fields)}
     row = SysRecord(
         sys_id=sid,
         table_name=table,
-        fields=json.dumps(values, ensure_ascii=False),
+        fields=fields_json(fields),
         created_on=now,
         updated_on=now,
         created_by=actor,
@@ -139,7 +138,7 @@ def update(
     row = _row(session, table, sys_id)
     values: Fields = json.loads(row.fields)
     values.update(changes)
-    row.fields = json.dumps({k: values[k] for k in sorted(values)}, ensure_ascii=False)
+    row.fields = fields_json(values)
     row.updated_on = now
     row.updated_by = actor
     row.mod_count += 1
@@ -163,7 +162,7 @@ def replace(
         raise UsageError(f"sys_id {sys_id} belongs to table {row.table_name}, not {table}")
     table_def(table).check_fields(fields)
     _check_values(fields)
-    row.fields = json.dumps({k: fields[k] for k in sorted(fields)}, ensure_ascii=False)
+    row.fields = fields_json(fields)
     row.updated_on = now
     row.updated_by = actor
     row.mod_count += 1

@@ -8,6 +8,9 @@ reason: what is signed, stored and exported is one spelling.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+
 from sqlalchemy import (
     Boolean,
     ForeignKey,
@@ -30,6 +33,12 @@ class Base(DeclarativeBase):
     """Declarative base of every trustcircle table."""
 
 
+def fields_json(fields: Mapping[str, str | None]) -> str:
+    """A record's fields as ``sys_record.fields`` holds them: a JSON object, keys sorted,
+    text as is (not ASCII-escaped)."""
+    return json.dumps({k: fields[k] for k in sorted(fields)}, ensure_ascii=False)
+
+
 class SysRecord(Base):
     """A signable or ordinary record of any table (scripts, jobs, data sources...)."""
 
@@ -37,7 +46,7 @@ class SysRecord(Base):
 
     sys_id: Mapped[str] = mapped_column(SYS_ID, primary_key=True)
     table_name: Mapped[str] = mapped_column(NAME, index=True)
-    fields: Mapped[str] = mapped_column(Text)  # JSON object: field -> str | null
+    fields: Mapped[str] = mapped_column(Text)  # fields_json(): field -> str | null
     created_on: Mapped[str] = mapped_column(TS)
     updated_on: Mapped[str] = mapped_column(TS)
     created_by: Mapped[str] = mapped_column(NAME)

@@ -14,8 +14,7 @@ table an update set may write (preview blocks it).
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
@@ -34,6 +33,7 @@ from ..store.models import (
     RemoteUpdateSet,
     RemoteUpdateXml,
     SysRecord,
+    fields_json,
 )
 from . import _results as r
 from .preview import COMMITTED, check, get_retrieved, receipts_of, store_problems
@@ -203,7 +203,7 @@ def _apply(
         _insert_many(session, _RECORDS, [_new_record(p, actor, ts) for p in chunk])
     update_stmt = _UPDATE.values(updated_on=ts, updated_by=actor)
     for chunk in _chunks(changed, _CHUNK):
-        values = [{"b_id": p.target_sys_id, "b_fields": _json(p.fields)} for p in chunk]
+        values = [{"b_id": p.target_sys_id, "b_fields": fields_json(p.fields)} for p in chunk]
         session.connection().execute(update_stmt, values)
     for ids_chunk in _chunks(gone, _CHUNK):
         session.execute(delete(SysRecord).where(SysRecord.sys_id.in_(ids_chunk)))
@@ -218,11 +218,6 @@ _UPDATE = (
     .where(_RECORDS.c.sys_id == bindparam("b_id"))
     .values(fields=bindparam("b_fields"), mod_count=_RECORDS.c.mod_count + 1)
 )
-
-
-def _json(fields: Mapping[str, str | None]) -> str:
-    """A record's fields as ``sys_record.fields`` stores them (sorted keys, as records does)."""
-    return json.dumps({k: fields[k] for k in sorted(fields)}, ensure_ascii=False)
 
 
 def _copy_records(set_id: str, entries: Sequence[str], actor: str, ts: str) -> Insert:
@@ -248,7 +243,7 @@ def _new_record(p: r.ParsedEntry, actor: str, ts: str) -> dict[str, Any]:
     return {
         "sys_id": p.target_sys_id,
         "table_name": p.table,
-        "fields": _json(p.fields),
+        "fields": fields_json(p.fields),
         "created_on": ts,
         "updated_on": ts,
         "created_by": actor,

@@ -9,13 +9,13 @@ reads one back from untrusted input, refusing anything outside that shape.
 from __future__ import annotations
 
 import functools
-import json
 import threading
 from collections.abc import Mapping
 
 from lxml import etree
 
 from trustcircle.errors import BadInputError, TrustcircleError, UsageError
+from trustcircle.store.models import fields_json
 
 from .xmlformat import (
     HARDENED_PARSER,
@@ -176,7 +176,7 @@ def parse_payload(entry: UpdateEntry, limits: ImportLimits) -> tuple[str | None,
         fields = entry_to_record(entry, limits)
     except TrustcircleError as exc:
         return None, f"payload refused: {exc.message}"
-    return json.dumps({k: fields[k] for k in sorted(fields)}, ensure_ascii=False), None
+    return fields_json(fields), None
 
 
 def _escape(text: str) -> str:
