@@ -2,7 +2,7 @@
 
 from .execute import ExecutionResult, execute_job
 from .export import CERTIFICATE_SET_PREFIX, ExportResult, export_certificate, export_signed_job
-from .friends import add_friend, friend_trust, is_friend, list_friends
+from .friends import add_friend, friend_trust, list_friends
 from .policy import PolicyView, current_policy, current_sequence, next_sequence
 from .prereq import Check, PrereqReport, prereq_check, required_action
 
@@ -20,7 +20,6 @@ __all__ = [
     "export_certificate",
     "export_signed_job",
     "friend_trust",
-    "is_friend",
     "list_friends",
     "next_sequence",
     "prereq_check",

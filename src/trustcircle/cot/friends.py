@@ -58,11 +58,6 @@ def add_friend(
     return row
 
 
-def is_friend(session: Session, fingerprint: str) -> bool:
-    row = session.get(TrustedFriend, fingerprint)
-    return row is not None and not row.revoked
-
-
 def list_friends(session: Session) -> list[FriendView]:
     out = []
     for f in session.scalars(select(TrustedFriend).order_by(TrustedFriend.added_on)):
@@ -98,15 +93,9 @@ def friend_trust(session: Session, now: dt.datetime) -> dict[Fingerprint, CertTr
     return out
 
 
-def friend_certificate(session: Session, fingerprint: str) -> Certificate | None:
-    return session.scalar(select(Certificate).where(Certificate.fingerprint == fingerprint))
-
-
 __all__ = [
     "FriendView",
     "add_friend",
-    "friend_certificate",
     "friend_trust",
-    "is_friend",
     "list_friends",
 ]

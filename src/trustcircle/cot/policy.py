@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from .._time import parse_ts
+from .._time import format_ts, parse_ts
 from ..errors import BadInputError, UsageError
 from ..platform import properties, records, signatures
 from ..platform.context import Instance
@@ -78,8 +78,8 @@ class Statement:
             "instance": self.instance,
             "state": self.state,
             "sequence": self.sequence,
-            "issued_at": self.issued_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "expires_at": self.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "issued_at": format_ts(self.issued_at),
+            "expires_at": format_ts(self.expires_at),
         }
 
 
@@ -148,9 +148,9 @@ def judge(
         elif st.instance not in (ANY_INSTANCE, instance.name):
             reason = f"{label} names another instance, not {instance.name!r}"
         elif st.expires_at < now:
-            reason = f"{label} expired at {_ts(st.expires_at)}"
+            reason = f"{label} expired at {format_ts(st.expires_at)}"
         elif st.issued_at > now + CLOCK_SKEW:
-            reason = f"{label} is issued in the future ({_ts(st.issued_at)})"
+            reason = f"{label} is issued in the future ({format_ts(st.issued_at)})"
         elif st.sequence <= current:
             reason = (
                 f"{label} is not above the current sequence {current}: "
@@ -176,10 +176,6 @@ def judge(
         f"no signed policy statement turns Code Signing {state}: export the job with its "
         "statement from the trusted instance and commit it here",
     )
-
-
-def _ts(at: dt.datetime) -> str:
-    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ PostgreSQL works through any SQLAlchemy URL (``postgresql+psycopg://...``).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -128,8 +129,9 @@ def upgrade_schema(db: Database) -> None:
 _REVISION = re.compile(r"^(down_revision|revision)\s*(?::\s*[^=]+)?=\s*['\"]?([0-9A-Za-z_]+)", re.M)
 
 
+@functools.cache
 def head_revision() -> str:
-    """The newest migration's revision id, read from the migration files (no Alembic import)."""
+    """The newest migration's revision id, read once from the migration files (no Alembic)."""
     revisions: set[str] = set()
     parents: set[str] = set()
     for path in (_MIGRATIONS / "versions").glob("*.py"):
@@ -150,10 +152,11 @@ def check_schema(db: Database) -> None:
         raise UsageError(
             "the database has no trustcircle schema: create the home with `trustcircle init`"
         ) from exc
-    if current != head_revision():
+    head = head_revision()
+    if current != head:
         raise UsageError(
             f"the database schema is at revision {current}, this trustcircle needs "
-            f"{head_revision()}: run `trustcircle upgrade --home HOME` (back up first)"
+            f"{head}: run `trustcircle upgrade --home HOME` (back up first)"
         )
 
 
