@@ -271,10 +271,6 @@ def _text(rid: str, name: str, value: object) -> str:
 
 
 def _signed_fields(rid: str, value: object) -> tuple[str, ...]:
-    if type(value) is str and len(value) <= _MAX_LEN["signed_fields"]:
-        known = _sorted_names(value)
-        if known is not None:
-            return known
     if not isinstance(value, str) or not value:
         raise _bad(rid, "signed_fields", value, "missing" if value in (None, "") else "not text")
     if len(value) > _MAX_LEN["signed_fields"]:

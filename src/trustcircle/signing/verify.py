@@ -11,8 +11,8 @@ over parsed public keys in :class:`CertTrust`.
 
 An update set brings thousands of records, so the per-record work around the signature
 primitive is kept small: the payload takes the fast path of :mod:`.payload`, and what
-repeats across records (timestamps, algorithm names, a configuration's field set) is
-looked up in bounded ``functools.lru_cache`` caches. Those caches and the verifier hold
+repeats across records (timestamps, algorithm names) is looked up in bounded
+``functools.lru_cache`` caches or constant tables. Those caches and the verifier hold
 no other state, so one verifier may judge records on several threads at once.
 """
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 import binascii
 import datetime as _dt
 import enum
-import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +32,7 @@ from trustcircle.errors import BadInputError, LimitExceededError, UsageError, Ve
 
 from .configs import WILDCARD, WILDCARD_TABLES, SignatureConfig, check_purpose
 from .model import SignatureRecord, _parse_timestamp
-from .payload import _fast_payload, record_signature_payload
+from .payload import record_signature_payload
 from .receipts import Receipts
 
 CLOCK_SKEW = _dt.timedelta(seconds=300)
@@ -268,9 +267,7 @@ class RecordVerifier:
             purpose_problem = _purpose_problem(sig.purpose, config, purpose)
             if purpose_problem:
                 reasons.append(purpose_problem)
-            wanted = config.fields
-            covered = _field_set(wanted) if type(wanted) is tuple else set(wanted)
-            if not covered.issubset(sig.signed_fields):
+            if not set(config.fields).issubset(sig.signed_fields):
                 reasons.append("fields_not_covered")
         signed_at = _parse_timestamp(sig.signed_at)
         expires_at = None if sig.expires_at is None else _parse_timestamp(sig.expires_at)
@@ -288,18 +285,7 @@ class RecordVerifier:
         if raw is None:
             reasons.append("malformed_signature")
         if algorithm is not None and raw is not None:
-            payload = _fast_payload(
-                sig.purpose,
-                sig.table_name,
-                sig.document_id,
-                fields,
-                sig.signed_fields,
-                sig.certificate,
-                sig.signed_at,
-                sig.expires_at,
-            )
-            if payload is None:
-                payload = _reference_payload(sig, fields)
+            payload = _payload(sig, fields)
             if payload is None or not self._verified(sig, cert, algorithm, raw, payload):
                 reasons.append("signature_mismatch")
         if not cert.trusted:
@@ -321,9 +307,9 @@ class RecordVerifier:
         return True
 
 
-def _reference_payload(sig: SignatureRecord, fields: Mapping[str, str | None]) -> bytes | None:
-    """The payload of *sig* over *fields* where the fast path declined it; None for text no
-    signer could have signed (a lone surrogate)."""
+def _payload(sig: SignatureRecord, fields: Mapping[str, str | None]) -> bytes | None:
+    """The payload *sig* signs over *fields*; None for text no signer could have signed
+    (a lone surrogate)."""
     try:
         return record_signature_payload(
             purpose=sig.purpose,
@@ -383,12 +369,6 @@ def _algorithm(name: str) -> Algorithm | None:
         return Algorithm(name)
     except ValueError:
         return None
-
-
-@functools.lru_cache(maxsize=256)
-def _field_set(names: tuple[str, ...]) -> frozenset[str]:
-    """A configuration's signed fields as a set, built once per configuration."""
-    return frozenset(names)
 
 
 def _decode(text: str) -> bytes | None:
