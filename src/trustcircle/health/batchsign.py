@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -41,6 +40,7 @@ from ..signing import (
     Verdict,
     sign_record,
 )
+from ..store.bulk import chunks
 from ..store.models import Certificate, RecordSignatureRow, SysRecord, UpdateSet
 from ..updatesets import ACTION_INSERT_OR_UPDATE
 from ..updatesets.export import ATTEST_MODULE, export_set
@@ -54,7 +54,6 @@ SIGNING_MODULE = "cm_code_signing"
 SET_NAME = "Batch signatures {n}/{k}"
 _POLICY_TABLE = "cot_policy_statement"
 _IN_CHUNK = 500
-_T = TypeVar("_T")
 
 OpenOperation = Callable[[str, bool], AbstractContextManager[Operation]]
 """``open_op(target, write)`` → one authorised operation for action ``health.batch_sign``."""
@@ -136,7 +135,7 @@ def _plan(
     verifier = signatures.verifier(op.session, op.now)
     outcomes: dict[tuple[str, str], Outcome] = {}
     todo: list[tuple[ListedRow, str]] = []
-    for chunk in _chunks(listed, _IN_CHUNK):
+    for chunk in chunks(listed, _IN_CHUNK):
         found = _read_records(op.session, chunk)
         sigs = _signatures_of(op.session, chunk)
         for row in chunk:
@@ -192,11 +191,6 @@ def _purpose(config: SignatureConfig) -> str | None:
     if CODE_SIGNING in config.purposes:
         return CODE_SIGNING
     return CIRCLE_OF_TRUST if CIRCLE_OF_TRUST in config.purposes else None
-
-
-def _chunks(items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _read_records(session: Session, chunk: Sequence[ListedRow]) -> dict[str, tuple[str, Fields]]:
@@ -264,7 +258,7 @@ def _sign_batch(
             description=f"Signatures made by the batch signature generator at {op.ts}",
         )
         signed = 0
-        for chunk in _chunks(batch, _IN_CHUNK):
+        for chunk in chunks(batch, _IN_CHUNK):
             found = _read_records(op.session, [r for r, _ in chunk])
             for row, purpose in chunk:
                 where = found.get(row.sys_id)

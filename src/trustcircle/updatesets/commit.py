@@ -14,12 +14,11 @@ table an update set may write (preview blocks it).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 from sqlalchemy import Insert, Table, bindparam, delete, literal, select, update
-from sqlalchemy.orm import Session
 
 from .._types import SysId
 from ..cot.friends import add_friend
@@ -27,6 +26,7 @@ from ..errors import PolicyError, VerificationError
 from ..platform import rows
 from ..platform.context import Operation
 from ..signing import SIGNATURE_TABLE
+from ..store.bulk import chunks, insert_many
 from ..store.models import (
     Certificate,
     RecordSignatureRow,
@@ -54,7 +54,6 @@ _RECORD_COLUMNS = (
     "updated_by",
     "mod_count",
 )
-_T = TypeVar("_T")
 
 
 @dataclass
@@ -188,24 +187,24 @@ def _apply(
             gone.append(p.target_sys_id)
         else:
             (changed if p.exists else new).append(p)
-    for chunk in _chunks(sigs, _CHUNK):
+    for chunk in chunks(sigs, _CHUNK):
         ids = [p.target_sys_id for p in chunk]
         session.execute(delete(RecordSignatureRow).where(RecordSignatureRow.sys_id.in_(ids)))
-        _insert_many(
+        insert_many(
             session,
             _SIGNATURES,
             [p.signature.to_fields() for p in chunk if p.signature and p.action != ACTION_DELETE],
         )
     copied = [p for p in new if p.stored]
-    for chunk in _chunks(copied, _CHUNK):  # the checked JSON, copied as it stands
+    for chunk in chunks(copied, _CHUNK):  # the checked JSON, copied as it stands
         session.execute(_copy_records(set_id, [p.sys_id for p in chunk], actor, ts))
-    for chunk in _chunks([p for p in new if not p.stored], _CHUNK):
-        _insert_many(session, _RECORDS, [_new_record(p, actor, ts) for p in chunk])
+    for chunk in chunks([p for p in new if not p.stored], _CHUNK):
+        insert_many(session, _RECORDS, [_new_record(p, actor, ts) for p in chunk])
     update_stmt = _UPDATE.values(updated_on=ts, updated_by=actor)
-    for chunk in _chunks(changed, _CHUNK):
+    for chunk in chunks(changed, _CHUNK):
         values = [{"b_id": p.target_sys_id, "b_fields": fields_json(p.fields)} for p in chunk]
         session.connection().execute(update_stmt, values)
-    for ids_chunk in _chunks(gone, _CHUNK):
+    for ids_chunk in chunks(gone, _CHUNK):
         session.execute(delete(SysRecord).where(SysRecord.sys_id.in_(ids_chunk)))
     done.inserted += len(new)
     done.updated += len(changed)
@@ -268,22 +267,3 @@ def _apply_certificate(
     if via is not None and p.friend and cert is not None:
         add_friend(op.session, cert, via, op.actor.name, op.ts)
         done.friends.append(cert.fingerprint)
-
-
-def _insert_many(session: Session, table: Table, values: list[dict[str, Any]]) -> None:
-    """``executemany`` on the driver, in chunks: Core's per-row handling would cost more
-    than SQLite's insert itself."""
-    if not values:
-        return
-    conn = session.connection()
-    compiled = table.insert().compile(dialect=conn.dialect, column_keys=list(values[0]))
-    order = compiled.positiontup
-    if compiled.positional and order is not None:
-        conn.exec_driver_sql(str(compiled), [tuple(v[k] for k in order) for v in values])
-    else:
-        conn.exec_driver_sql(str(compiled), values)
-
-
-def _chunks(items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from ..errors import BadInputError, NotFoundError, PolicyError, RefusedError, UsageError
 from ..platform import properties
 from ..platform.context import Operation
+from ..store.bulk import insert_many
 from ..store.models import PreviewProblem, RemoteUpdateSet, RemoteUpdateXml, UpdateSet
 from ._xml_read import read_update_set
 from .record_xml import parse_payload
@@ -166,7 +167,7 @@ class _Import:
             self._flush()
 
     def _flush(self) -> None:
-        _bulk_insert(self.op.session, _ENTRIES, _rows(self.pending, self.limits))
+        insert_many(self.op.session, _ENTRIES, _rows(self.pending, self.limits))
         self.pending = []
 
     def _open(self) -> IO[bytes]:
@@ -273,20 +274,6 @@ def _rows(entries: list[UpdateEntry], limits: ImportLimits) -> list[dict[str, st
             }
         )
     return rows
-
-
-def _bulk_insert(session: Session, table: Table, rows: list[dict[str, str | None]]) -> None:
-    """``executemany`` straight to the driver: Core's per-row parameter handling costs more
-    than SQLite's insert itself. The statement is compiled for the session's dialect."""
-    if not rows:
-        return
-    conn = session.connection()
-    compiled = table.insert().compile(dialect=conn.dialect, column_keys=list(rows[0]))
-    order = compiled.positiontup
-    if compiled.positional and order is not None:
-        conn.exec_driver_sql(str(compiled), [tuple(row[k] for k in order) for row in rows])
-    else:
-        conn.exec_driver_sql(str(compiled), rows)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ import json
 from collections import defaultdict
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TypeVar
 
 from cryptography import x509
 from sqlalchemy import Select, delete, insert, select
@@ -36,6 +35,7 @@ from ..signing import (
 )
 from ..signing.receipts import PURPOSE as RECEIPTS
 from ..signing.receipts import Receipts
+from ..store.bulk import chunks
 from ..store.models import (
     Certificate,
     PreviewProblem,
@@ -56,7 +56,6 @@ COMMITTED = "committed"
 _IN_CHUNK = 500
 _FETCH = 256
 _POLICY_TABLE = "cot_policy_statement"
-_T = TypeVar("_T")
 
 __all__ = [
     "COMMITTED",
@@ -167,7 +166,7 @@ def store_problems(session: Session, result: PreviewResult, *, accepted: bool) -
         for part in (result, *result.children)
         for p in part.problems
     ]
-    for chunk in _chunks(rows, 1000):
+    for chunk in chunks(rows, 1000):
         session.execute(insert(PreviewProblem), chunk)
 
 
@@ -292,7 +291,7 @@ def _local_records(
     )
     out: dict[str, _checks.LocalRecord] = {}
     where: list[Select[str] | Sequence[str]] = [targeted]
-    where.extend(_chunks(sorted(others), _IN_CHUNK))
+    where.extend(chunks(sorted(others), _IN_CHUNK))
     for ids in where:
         for sid, table, updated_on, fields in session.execute(
             select(
@@ -334,8 +333,3 @@ def _local_signatures(
             continue  # a malformed local signature proves nothing
         out[key].append(sig)
     return dict(out)
-
-
-def _chunks(items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
