@@ -123,6 +123,14 @@ def describe_certificate(cert: x509.Certificate) -> CertificateInfo:
     )
 
 
+def is_ca(cert: x509.Certificate) -> bool:
+    """True when *cert*'s basicConstraints say it is a CA (no extension: not a CA)."""
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
 def is_self_signed(cert: x509.Certificate) -> bool:
     """True when *cert* names itself as issuer and its signature verifies under its own key."""
     if cert.subject != cert.issuer:

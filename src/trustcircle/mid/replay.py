@@ -45,11 +45,6 @@ class ReplayStore:
         if cursor.rowcount != 1:
             raise ReplayError(f"message {sys_id} was already executed (replay)")
 
-    def seen(self, sys_id: str) -> bool:
-        with self._lock:
-            row = self._db.execute("SELECT 1 FROM executed WHERE sys_id = ?", (sys_id,)).fetchone()
-        return row is not None
-
     def prune(self, now: _dt.datetime) -> int:
         """Forget ids whose keep-until time has passed; return how many."""
         with self._lock:

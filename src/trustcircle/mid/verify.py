@@ -21,7 +21,7 @@ from typing import Any
 from cryptography import x509
 
 from trustcircle._time import parse_ts
-from trustcircle.crypto import Algorithm, fingerprint_of
+from trustcircle.crypto import Algorithm, fingerprint_of, is_ca
 from trustcircle.crypto import verify as verify_signature
 from trustcircle.errors import BadInputError, RefusedError, TrustcircleError, VerificationError
 from trustcircle.signing import BUILTIN_CONFIGS, CLOCK_SKEW, RecordVerifier, Verdict, canonical_json
@@ -114,10 +114,7 @@ class MessageVerifier:
             if len(pool) > 4 * _MAX_POOL:
                 pool = dict(list(pool.items())[-4 * _MAX_POOL :])
             self._pool = pool
-            self._cas = tuple(c for c in pool.values() if _is_ca(c))[:_MAX_POOL]
-
-    def knows(self, fingerprint: str) -> bool:
-        return fingerprint in self._pool
+            self._cas = tuple(c for c in pool.values() if is_ca(c))[:_MAX_POOL]
 
     def verify(self, message: EccMessage, now: _dt.datetime) -> VerifiedMessage:
         """Return the verified message, or raise :class:`VerificationError` with the reason."""
@@ -229,10 +226,3 @@ def _times(obj: Mapping[str, Any]) -> tuple[_dt.datetime, _dt.datetime]:
     if expires <= created:
         raise VerificationError("notarization expires before it is created")
     return created, expires
-
-
-def _is_ca(cert: x509.Certificate) -> bool:
-    try:
-        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
-    except x509.ExtensionNotFound:
-        return False

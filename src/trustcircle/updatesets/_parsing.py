@@ -15,11 +15,11 @@ from sys import intern
 from types import MappingProxyType
 from typing import NamedTuple
 
-from ..crypto import fingerprint_of, load_pem_certificate
+from ..crypto import fingerprint_of, is_ca, load_pem_certificate
 from ..errors import BadInputError, TrustcircleError
 from ..signing import CIRCLE_OF_TRUST, SIGNATURE_TABLE, SignatureRecord, Verdict
 from . import _results as r
-from ._trust import CarriedCertificate, is_ca
+from ._trust import CarriedCertificate
 from .record_xml import parse_payload
 from .xmlformat import ImportLimits, UpdateEntry
 

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from .._time import format_ts, parse_ts
 from .._types import Fingerprint
-from ..crypto import ChainValidator, ChainVerificationError
+from ..crypto import ChainValidator, ChainVerificationError, is_ca
 from ..crypto import algorithms as algs
 from ..crypto.chain import MAX_CHAIN_DEPTH, MAX_INTERMEDIATES
 from ..errors import TrustcircleError
@@ -45,13 +45,6 @@ class CarriedCertificate:
     cert: x509.Certificate
     fingerprint: Fingerprint
     is_ca: bool
-
-
-def is_ca(cert: x509.Certificate) -> bool:
-    try:
-        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
-    except x509.ExtensionNotFound:
-        return False
 
 
 def carried_trust(
