@@ -92,8 +92,11 @@ def operation(
             capture(op)
 
 
-def emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+def emit_json(data: Any, *, compact: bool = False) -> None:
+    """*data* as JSON on stdout, indented unless *compact* (indenting 20,000 rows costs
+    seconds)."""
+    shape: dict[str, Any] = {"separators": (",", ":")} if compact else {"indent": 2}
+    sys.stdout.write(json.dumps(data, sort_keys=True, default=str, **shape) + "\n")
 
 
 def emit_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

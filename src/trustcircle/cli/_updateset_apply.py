@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from typing import Annotated
 
 import typer
@@ -79,12 +77,8 @@ def commit(
 
 
 def _emit_report(result: PreviewResult) -> None:
-    """The report as JSON; a large one compact (indenting 20,000 entries costs seconds)."""
-    if result.entry_count <= MAX_ROWS:
-        emit_json(result.to_dict())
-    else:
-        sys.stdout.write(json.dumps(result.to_dict(), sort_keys=True, separators=(",", ":")))
-        sys.stdout.write("\n")
+    """The report as JSON; a large one compact."""
+    emit_json(result.to_dict(), compact=result.entry_count > MAX_ROWS)
 
 
 def _print_part(part: PreviewResult) -> None:

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from .._time import format_ts
 from .._types import SysId
+from ..cot.policy import STATEMENT_TABLE
 from ..errors import TrustcircleError
 from ..platform import kmf, properties, rows, signatures
 from ..platform.context import Instance, Operation
@@ -52,7 +53,6 @@ from .scan import ProgressFn, record_name, stored_fields
 ACTION = "health.batch_sign"
 SIGNING_MODULE = "cm_code_signing"
 SET_NAME = "Batch signatures {n}/{k}"
-_POLICY_TABLE = "cot_policy_statement"
 _IN_CHUNK = 500
 
 OpenOperation = Callable[[str, bool], AbstractContextManager[Operation]]
@@ -170,7 +170,7 @@ def _skip_reason(
 ) -> str | None:
     if row.table == SIGNATURE_TABLE:
         return "signature records are not signed themselves"
-    if row.table == _POLICY_TABLE:
+    if row.table == STATEMENT_TABLE:
         return "policy statements are signed only by exporting the Turn On/Off jobs"
     config = configs.get(row.table)
     if config is None:

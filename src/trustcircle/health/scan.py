@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from .._time import format_ts
 from .._types import Fingerprint, SysId
+from ..cot.policy import STATEMENT_TABLE
 from ..errors import LimitExceededError, TrustcircleError
 from ..platform import kmf, signatures
 from ..platform.rows import CERTIFICATE_FIELDS, CERTIFICATE_TABLE
@@ -42,7 +43,6 @@ ProgressFn = Callable[[int, int], None]
 
 CHUNK = 1000
 MALFORMED = "malformed_signature"
-_POLICY_TABLE = "cot_policy_statement"
 Fields = Mapping[str, str | None]
 
 
@@ -169,7 +169,7 @@ def record_name(table: str, fields: Fields | None) -> str:
     """What lists call the record: its name (a policy statement: sequence, state, instance)."""
     if fields is None:
         return ""
-    if table == _POLICY_TABLE:
+    if table == STATEMENT_TABLE:
         return (
             f"policy statement {fields.get('sequence') or '?'} "
             f"({fields.get('state') or '?'}, {fields.get('instance') or '?'})"

@@ -33,7 +33,6 @@ router = api_router("update sets")
 
 UPLOAD_TOTAL = 4 * 1024**3
 """Most bytes one import request may carry (each file is bounded by the import limits)."""
-"""Folder of the instance home for uploads and exports in flight (removed after each)."""
 MAX_DESCRIPTION = 4000
 UPLOAD_FIELD = "files"
 
@@ -184,8 +183,8 @@ def preview(set_id: SetId, inst: InstanceDep, token: TokenDep) -> Any:
 @router.post(
     "/updatesets/{set_id}/commit",
     summary="Commit a retrieved update set whole, or refuse and apply nothing",
-    description="Refused (409) while blocking problems remain, or acceptable ones unless "
-    "`accept_remote` is true.",
+    description="Refused while blocking problems remain (409), or while acceptable ones remain "
+    "unless `accept_remote` is true (403).",
 )
 def commit(
     set_id: SetId, inst: InstanceDep, token: TokenDep, body: CommitBody | None = None

@@ -23,6 +23,7 @@ from ...errors import LimitExceededError, NotFoundError
 from ...health import charts, figures, history
 from ...health.background import BATCH, SCAN, ZIP_NAME, JobState, jobs_for
 from ...health.batchreport import SUMMARY_TEXT
+from ...health.batchsign import ACTION as BATCH_ACTION
 from ...health.csvin import MAX_CSV_BYTES, parse_scan_csv
 from ...health.results import VERDICTS, csv_text, report_text
 from ...platform.roles import describe
@@ -35,7 +36,6 @@ _uploads = page_router(body_limit=MAX_CSV_BYTES + 64 * 1024, max_files=1)
 
 READ = "health.read"
 SCAN_ACTION = history.SCAN_ACTION
-BATCH_ACTION = "health.batch_sign"
 PAGE_SIZE = 200
 MAX_PAGE = 100_000
 JOB_ID = r"^[0-9a-f]{32}$"

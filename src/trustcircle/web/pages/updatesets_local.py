@@ -20,8 +20,6 @@ from ._route import page_router
 
 router = page_router()
 
-"""Folder of the instance home for files in flight (removed after each request)."""
-
 
 @router.get("/updatesets/local", response_class=HTMLResponse)
 def local_list(request: Request, user: UserDep) -> Response:
