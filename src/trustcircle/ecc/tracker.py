@@ -161,6 +161,7 @@ class Tracker:
         self._judged: dict[tuple[str, str, str], Judgement] = {}
         self._taint: Judgement | None = None
         self._verifier: RecordVerifier | None = None
+        self._signable: frozenset[str] = frozenset()
         self._settings: TrackerSettings | None = None
         self._key: kmf.SigningKey | None = None
         self._key_problem: str | None = None
@@ -186,8 +187,9 @@ class Tracker:
         if self._verifier is None:
             trust = cast(Mapping[str, CertTrust], self._trust())
             self._verifier = signatures.verifier(session, self._clock(), trust=trust)
+            self._signable = frozenset(signatures.configurations(session))
         name = record.fields.get("name") or record.fields.get("api_name") or ""
-        if record.table not in signatures.configurations(session):
+        if record.table not in self._signable:
             judgement = Judgement(
                 record.table, record.sys_id, name, False, "", "its table is not signable"
             )
