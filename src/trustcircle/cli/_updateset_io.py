@@ -95,9 +95,9 @@ def create(
         row = local.create_set(op.session, name, op.actor.name, op.ts, description=description)
         local.make_current(op.session, op.actor, row)
         op.target = f"{row.name} ({row.sys_id})"
-        detail = catalog.describe(op.session, op.instance.name, row.sys_id, op.actor.sys_id)
+        summary = catalog.local_summary(op.session, op.instance.name, row, op.actor.sys_id)
     if json_out:
-        emit_json(detail.summary)
+        emit_json(summary)
     else:
         out.print(
             f"created update set {row.name!r} ({row.sys_id}); it is now current", markup=False
@@ -113,9 +113,9 @@ def use(
         row = local.get_set(op.session, sid)
         local.make_current(op.session, op.actor, row)
         op.target = f"{row.name} ({row.sys_id})"
-        detail = catalog.describe(op.session, op.instance.name, sid, op.actor.sys_id)
+        summary = catalog.local_summary(op.session, op.instance.name, row, op.actor.sys_id)
     if json_out:
-        emit_json(detail.summary)
+        emit_json(summary)
     else:
         out.print(f"current update set: {row.name!r} ({row.sys_id})", markup=False)
 
@@ -129,9 +129,9 @@ def complete(
         row = local.get_set(op.session, sid)
         local.complete(op.session, row)
         op.target = f"{row.name} ({row.sys_id})"
-        detail = catalog.describe(op.session, op.instance.name, sid, op.actor.sys_id)
+        summary = catalog.local_summary(op.session, op.instance.name, row, op.actor.sys_id)
     if json_out:
-        emit_json(detail.summary)
+        emit_json(summary)
     else:
         out.print(f"update set {row.name!r} ({row.sys_id}) is complete", markup=False)
 

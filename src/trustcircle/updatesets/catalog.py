@@ -101,6 +101,16 @@ def list_all(
     return local + remote
 
 
+def local_summary(
+    session: Session, instance: str, row: UpdateSet, user_id: str | None = None
+) -> dict[str, object]:
+    """The summary :func:`describe` gives of local set *row*, without reading its entries."""
+    count = session.scalar(
+        select(func.count()).select_from(UpdateXml).where(UpdateXml.update_set == row.sys_id)
+    )
+    return _local(row, instance, count or 0, _current_of(session, user_id) == row.sys_id)
+
+
 def describe(session: Session, instance: str, set_id: str, user_id: str | None = None) -> SetDetail:
     """The local or retrieved set *set_id* with its entries in sys_id order."""
     local = session.get(UpdateSet, set_id)

@@ -72,7 +72,7 @@ def create_set(body: CreateBody, inst: InstanceDep, token: TokenDep) -> Any:
         )
         local.make_current(op.session, op.actor, row)
         op.target = f"{row.name} ({row.sys_id})"
-        return catalog.describe(op.session, op.instance.name, row.sys_id, op.actor.sys_id).summary
+        return catalog.local_summary(op.session, op.instance.name, row, op.actor.sys_id)
 
 
 @router.post(
@@ -129,7 +129,7 @@ def use_set(set_id: SetId, inst: InstanceDep, token: TokenDep) -> Any:
         row = local.get_set(op.session, sid)
         local.make_current(op.session, op.actor, row)
         op.target = f"{row.name} ({row.sys_id})"
-        return catalog.describe(op.session, op.instance.name, sid, op.actor.sys_id).summary
+        return catalog.local_summary(op.session, op.instance.name, row, op.actor.sys_id)
 
 
 @router.post(
@@ -141,7 +141,7 @@ def complete_set(set_id: SetId, inst: InstanceDep, token: TokenDep) -> Any:
         row = local.get_set(op.session, sid)
         local.complete(op.session, row)
         op.target = f"{row.name} ({row.sys_id})"
-        return catalog.describe(op.session, op.instance.name, sid, op.actor.sys_id).summary
+        return catalog.local_summary(op.session, op.instance.name, row, op.actor.sys_id)
 
 
 @router.delete(
