@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -49,22 +47,3 @@ def read_limited(path: Path, limit: int, what: str) -> bytes:
     if len(data) > limit:
         raise LimitExceededError(f"{what} {str(path)!r} is larger than {limit} bytes: refusing it")
     return data
-
-
-@contextlib.contextmanager
-def exclusive(path: Path) -> Iterator[bool]:
-    """Hold an exclusive advisory lock on *path* (created 0600) if no other process holds
-    it: yields True with the lock held, or False at once when it is taken."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)

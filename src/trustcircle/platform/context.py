@@ -19,13 +19,12 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from .._fs import exclusive
 from .._time import Clock, format_ts, system_clock
 from .._types import Timestamp
 from ..errors import NotAuthenticatedError, NotAuthorisedError, PolicyError, RefusedError
 from ..store import Database, check_schema, open_database
 from . import audit
-from .home import JOB_LOCK, MASTER_KEY, InstanceConfig, InstanceRole, load_config
+from .home import MASTER_KEY, InstanceConfig, InstanceRole, load_config
 from .roles import RUNS_SCRIPTS, authorize, missing_roles
 from .users import Actor, authenticate_token
 
@@ -123,21 +122,6 @@ class Instance:
     def close(self) -> None:
         self.db.dispose()
 
-    @contextmanager
-    def _one_job_at_a_time(self, runs_script: bool) -> Iterator[None]:
-        """For an operation that runs a job script: hold the home's job lock until it has
-        committed, so no second execution starts from what the first will change."""
-        if not runs_script:
-            yield
-            return
-        with exclusive(self.home / JOB_LOCK) as held:
-            if not held:
-                raise RefusedError(
-                    "another job is executing on this instance: nothing was run; "
-                    "try again when it has finished"
-                )
-            yield
-
     def audit_refusal(self, actor: str, action: str, target: str, reason: str) -> None:
         with self.db.transaction() as session:
             audit.append(
@@ -180,12 +164,8 @@ class Instance:
         entry: pass ``audit_unauthenticated=False``.
         """
         actor_name = who
-        runs_script = action in RUNS_SCRIPTS
         try:
-            with (
-                self._one_job_at_a_time(runs_script),
-                self.db.transaction(deferred=runs_script) as session,
-            ):
+            with self.db.transaction(deferred=action in RUNS_SCRIPTS) as session:
                 actor = resolve(session)
                 actor_name = actor.name
                 missing = missing_roles(actor.roles, action)

@@ -7,7 +7,6 @@ Layout of a home ``H``::
     H/master.key       32 random bytes (0600): seals private keys at rest
     H/admin.token      the bootstrap admin's API token (0600), written once
     H/logs/            logs of servers and jobs
-    H/job.lock         held while a job executes: one job execution at a time
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ from ..errors import BadInputError, NotFoundError, UsageError
 
 CONFIG = "config.toml"
 MASTER_KEY = "master.key"
-JOB_LOCK = "job.lock"
 ADMIN_TOKEN = "admin.token"  # noqa: S105 - a file name
 DB_FILE = "trustcircle.db"
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
