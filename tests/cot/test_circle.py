@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -436,70 +433,3 @@ def test_human_output_names_each_step(circle: Circle) -> None:
     assert "validation flag: true" in policy.out
     friends = circle.ok("cot", "friends", "--home", circle.protected)
     assert "Trusted friends" in friends.out
-
-
-def _spin(c: Circle, name: str, marker: Path) -> None:
-    """A signed job that writes *marker* once running, then keeps the CPU busy a while."""
-    script = (
-        f"open({str(marker)!r}, 'w').close()\n"
-        "n = 0\n"
-        "for i in range(60_000_000):\n"
-        "    n += i\n"
-        "print(n > 0)\n"
-    )
-    _add_job(c, name, script)
-    c.bring_job(name)
-
-
-def _execute_in_background(c: Circle, name: str) -> subprocess.Popen[str]:
-    args = ["job", "execute", name, "--time-limit", "120", "--home", str(c.protected), "--json"]
-    return subprocess.Popen(
-        [sys.executable, "-m", "trustcircle", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _wait_for(path: Path, proc: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 60
-    while not path.exists():
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "the job script never started"
-        time.sleep(0.05)
-
-
-def test_other_writers_are_not_held_up_while_a_job_script_runs(circle: Circle) -> None:
-    marker = circle.tmp / "job-started"
-    _spin(circle, "Spin", marker)
-    job = _execute_in_background(circle, "Spin")
-    try:
-        _wait_for(marker, job)
-        started = time.monotonic()
-        circle.ok("user", "add", "meanwhile", "--roles", "admin", "--home", circle.protected)
-        assert time.monotonic() - started < 5
-        assert job.poll() is None, "the job finished before the write: make the script longer"
-        out, err = job.communicate(timeout=120)
-    finally:
-        if job.poll() is None:
-            job.kill()
-    assert job.returncode == 0, err
-    assert json.loads(out)["run"]["output"] == "True\n"
-    assert len(_executions(circle, "Spin")) == 1
-
-
-def test_signed_job_executed_twice_at_once_runs_to_completion_once(circle: Circle) -> None:
-    marker = circle.tmp / "job-started"
-    _spin(circle, "Spin twice", marker)
-    runs = [_execute_in_background(circle, "Spin twice") for _ in range(2)]
-    try:
-        results = [(p.wait(timeout=120), *p.communicate()) for p in runs]
-    finally:
-        for p in runs:
-            if p.poll() is None:
-                p.kill()
-    codes = sorted(code for code, _out, _err in results)
-    assert codes == [0, 1], results
-    refused = next(err for code, _out, err in results if code == 1)
-    assert "not_replayed" in refused or "executed meanwhile" in refused
-    assert len(_executions(circle, "Spin twice")) == 1

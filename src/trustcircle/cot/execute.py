@@ -3,10 +3,7 @@
 Every prerequisite is judged again inside the operation's transaction (fail
 closed); the script runs in a separate process with a time limit and may only
 *ask* (``codesigning.turn_on()``); what it asked is applied afterwards, in the same
-transaction, and only when it matches the verified policy statement. The script
-runs before the transaction takes the write lock, so other writers are not held up
-meanwhile; once it has run, the lock is taken and every prerequisite is judged
-again on what is current, before anything is applied. A refusal or
+transaction, and only when it matches the verified policy statement. A refusal or
 a failed run applies nothing; the operation audits the refusal. The script also sees
 the instance script API (``records``, ``ecc``, ``include``: :mod:`trustcircle.ecc.scriptapi`);
 its ECC messages are notarized by the tracker when its calling stack is signed.
@@ -80,16 +77,6 @@ def execute_job(
         raise RefusedError(
             f"job {report.name!r} did not complete ({run.status.value}: {first[0][:200]}): "
             "nothing was applied; fix the job on the trusted instance and export it again"
-        )
-    # The script ran without the write lock; take it, then judge everything again on
-    # what is current (a replay, a revocation or a new version of the job meanwhile).
-    op.instance.db.start_writing(op.session)
-    report = evaluate(op.session, op.instance, op.actor, op.now, find_job(op.session, name))
-    if _refuse_unless_ok(report).sys_id != sig.sys_id:
-        raise RefusedError(
-            f"job {report.name!r} was replaced while it ran (now signed by "
-            f"{report.signature.sys_id if report.signature else 'nobody'}): nothing was "
-            "applied; run it again"
         )
     changed, sequence = _apply(op, report, sig, run)
     execution = new_sys_id()

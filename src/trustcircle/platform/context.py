@@ -5,8 +5,7 @@ opens one transaction, and audits: a successful write is audited inside its own
 transaction (the change and its audit entry land together), and any refusal —
 not authorised, or refused by verification or policy — rolls the change back
 and is audited in a fresh transaction, so nothing is applied and the refusal is
-on record. An action that runs a job script (``RUNS_SCRIPTS``) reads first and takes
-the write lock only when it writes, so the script's run holds up no other writer.
+on record.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from ..errors import NotAuthenticatedError, NotAuthorisedError, PolicyError, Ref
 from ..store import Database, check_schema, open_database
 from . import audit
 from .home import MASTER_KEY, InstanceConfig, InstanceRole, load_config
-from .roles import RUNS_SCRIPTS, authorize, missing_roles
+from .roles import authorize, missing_roles
 from .users import Actor, authenticate_token
 
 
@@ -165,7 +164,7 @@ class Instance:
         """
         actor_name = who
         try:
-            with self.db.transaction(deferred=action in RUNS_SCRIPTS) as session:
+            with self.db.transaction() as session:
                 actor = resolve(session)
                 actor_name = actor.name
                 missing = missing_roles(actor.roles, action)

@@ -90,9 +90,6 @@ ACTIONS: Mapping[str, Requirement] = {
     "health.batch_sign": (("codesigning_admin",),),
 }
 
-RUNS_SCRIPTS = frozenset({"job.execute", "job.turn_on", "job.turn_off"})
-"""Actions whose operation runs a job script in a child process before it writes."""
-
 
 def canonical_role(name: str) -> str:
     """The role *name* stands for (aliases resolved), or :class:`UsageError`."""

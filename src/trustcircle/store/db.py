@@ -2,9 +2,8 @@
 
 SQLite (the default) runs in WAL mode with foreign keys on and every transaction
 ``BEGIN IMMEDIATE``: writers queue behind each other instead of failing half-way
-when a read transaction would need upgrading. The one exception, a transaction that
-runs a job script before it writes, begins deferred (:meth:`Database.transaction`).
-PostgreSQL works through any SQLAlchemy URL (``postgresql+psycopg://...``).
+when a read transaction would need upgrading. PostgreSQL works through any
+SQLAlchemy URL (``postgresql+psycopg://...``).
 """
 
 from __future__ import annotations
@@ -27,8 +26,6 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
-_DEFERRED = "trustcircle_deferred"
-_CHANGES = "trustcircle_changes_at_begin"
 
 
 def _sqlite_setup(engine: Engine) -> None:
@@ -44,9 +41,7 @@ def _sqlite_setup(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        deferred = conn.get_execution_options().get(_DEFERRED, False)
-        conn.exec_driver_sql("BEGIN DEFERRED" if deferred is True else "BEGIN IMMEDIATE")
-        conn.info[_CHANGES] = conn.connection.dbapi_connection.total_changes
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_engine(url: str) -> Engine:
@@ -68,37 +63,10 @@ class Database:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
     @contextmanager
-    def transaction(self, *, deferred: bool = False) -> Iterator[Session]:
-        """One session in one transaction: committed on success, rolled back on any error.
-
-        *deferred* (SQLite): take the write lock at the first write, not at the start,
-        so a transaction that waits long before writing (a job script running) does not
-        hold up every other writer. Before it writes, it calls :meth:`start_writing`
-        and reads again what its writes depend on.
-        """
+    def transaction(self) -> Iterator[Session]:
+        """One session in one transaction: committed on success, rolled back on any error."""
         with self._sessions() as session, session.begin():
-            if deferred:
-                session.connection(execution_options={_DEFERRED: True})
             yield session
-
-    def start_writing(self, session: Session) -> None:
-        """Make *session*'s deferred transaction a writing one with a fresh snapshot.
-
-        On SQLite, a transaction that has not written yet ends (nothing to commit) and
-        a new one begins with the write lock held, so what is read from now on is
-        current and stays current until commit; one that has written already holds
-        the lock. Other databases see committed changes statement by statement.
-        """
-        if self.engine.dialect.name != "sqlite":
-            return
-        session.flush()
-        conn = session.connection()
-        raw = conn.connection.dbapi_connection
-        if raw is None or raw.total_changes != conn.info.get(_CHANGES):
-            return  # written already: the write lock is held since that write
-        raw.execute("COMMIT")
-        raw.execute("BEGIN IMMEDIATE")
-        session.expire_all()  # what was loaded may have changed meanwhile
 
     def session(self) -> Session:
         return self._sessions()
