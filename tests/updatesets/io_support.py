@@ -149,7 +149,7 @@ def bulk_local_set(home: Path, name: str, count: int) -> str:
                 )
                 rows.append(
                     {
-                        "sys_id": hashlib.sha256(f"entry {n}".encode()).hexdigest()[:32],
+                        "sys_id": hashlib.sha256(f"{name} entry {n}".encode()).hexdigest()[:32],
                         "update_set": row.sys_id,
                         "table_name": "sys_script_include",
                         "target_sys_id": target,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -163,7 +164,8 @@ def import_(
 ) -> None:
     """Import update set XML file(s) as retrieved update sets (state loaded)."""
     with operation(home, token_file, "updateset.write") as op:
-        results = import_files(op, files)
+        # The CLI runs no threads of its own, so it may fork parsers: one per core.
+        results = import_files(op, files, workers=os.cpu_count() or 1)
     if json_out:
         data = [r.to_dict() for r in results]
         emit_json(data[0] if len(data) == 1 else data)

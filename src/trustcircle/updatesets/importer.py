@@ -1,21 +1,21 @@
 """Import update-set XML files into retrieved update sets, streaming, in one transaction.
 
-Each file is parsed once with :func:`read_update_set` under the ``IMPORT_MAX_*``
-limits, and each entry's payload once with :func:`parse_payload`: an entry is stored
-with its payload's SHA-512 and the record's fields (or, when the payload is refused,
-the payload and the reason). Entries go to the database in chunks of bulk inserts
-while the file is read, so memory stays flat. All files of one call land in the
-caller's transaction: any error leaves nothing stored. Import only loads — a refused
-payload, signatures and the manifest are judged by preview.
+Each file is parsed once under the ``IMPORT_MAX_*`` limits, each entry's payload
+once (:mod:`._import_parse`): an entry is stored with its payload's SHA-512 and the
+record's fields (or, when the payload is refused, the payload and the reason).
+Entries go to the database in chunks of bulk inserts while the file is read, so
+memory stays flat; the CLI parses the files of a batch in parallel processes. All
+files of one call land in the caller's transaction: any error leaves nothing stored.
+Import only loads — a refused payload, signatures and the manifest are judged by
+preview.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, BinaryIO, cast
+from typing import cast
 
 from sqlalchemy import Table, delete, select, update
 from sqlalchemy.orm import Session
@@ -25,15 +25,20 @@ from ..platform import properties
 from ..platform.context import Operation
 from ..store.bulk import insert_many
 from ..store.models import PreviewProblem, RemoteUpdateSet, RemoteUpdateXml, UpdateSet
-from ._xml_read import read_update_set
-from .record_xml import parse_payload
-from .xmlformat import ImportLimits, ManifestSignature, UpdateEntry, UpdateSetHeader
+from ._import_parse import (
+    End,
+    Message,
+    Rows,
+    WorkerFailed,
+    parse_file,
+    parse_in_workers,
+    worker_count,
+)
+from .xmlformat import ImportLimits, ManifestSignature, UpdateSetHeader
 
 LOADED = "loaded"
 COMMITTED = "committed"
 MAX_FILES = 1000
-_CHUNK = 1000
-_DRAIN = 1024 * 1024
 _ENTRIES = cast(Table, RemoteUpdateXml.__table__)
 _SETS = cast(Table, RemoteUpdateSet.__table__)
 
@@ -68,126 +73,91 @@ def import_limits(session: Session) -> ImportLimits:
     )
 
 
-def import_files(op: Operation, paths: Sequence[Path]) -> list[ImportResult]:
-    """Load every file of *paths* as a retrieved update set in state ``loaded``."""
+def import_files(op: Operation, paths: Sequence[Path], *, workers: int = 1) -> list[ImportResult]:
+    """Load every file of *paths* as a retrieved update set in state ``loaded``.
+
+    With *workers* above one, several files are parsed at once in forked processes
+    (:func:`~._import_parse.parse_in_workers`); only a caller without threads of its
+    own (the CLI) may ask for that. The stored result is the same either way.
+    """
     if not paths:
         raise UsageError("give at least one update set XML file to import")
     if len(paths) > MAX_FILES:
         raise UsageError(f"{len(paths)} files given: import at most {MAX_FILES} at a time")
     limits = import_limits(op.session)
+    files = [Path(p) for p in paths]
     seen: dict[str, Path] = {}
-    results: list[ImportResult] = []
-    for path in map(Path, paths):
-        try:
-            results.append(_Import(op, path, limits, seen).run())
-        except BadInputError as exc:
-            if len(paths) == 1 or str(path) in exc.message:
-                raise
-            raise type(exc)(f"{path}: {exc.message}") from exc
-    op.target = ", ".join(f"{r.name} ({r.sys_id})" for r in results)[:1000]
+    stores = [_Store(op, path, seen) for path in files]
+    results: dict[int, ImportResult] = {}
+    forks = worker_count(files, workers)
+    current = 0
+    try:
+        if forks:
+            for current, message in parse_in_workers(files, limits, forks):
+                _take(stores, results, current, message)
+        else:
+            for current, path in enumerate(files):
+                for message in parse_file(path, limits):
+                    _take(stores, results, current, message)
+    except WorkerFailed as failed:
+        current, error = failed.index, failed.error
+        if isinstance(error, BadInputError) and len(files) > 1:
+            raise _in_file(error, files[current]) from None
+        raise error from None
+    except BadInputError as exc:
+        if len(files) == 1:
+            raise
+        raise _in_file(exc, files[current]) from exc
+    ordered = [results[i] for i in range(len(files))]
+    op.target = ", ".join(f"{r.name} ({r.sys_id})" for r in ordered)[:1000]
     op.detail = {
         "sets": [
             {"sys_id": r.sys_id, "name": r.name, "entries": r.entries, "file_sha256": r.file_sha256}
-            for r in results
+            for r in ordered
         ]
     }
-    return results
+    return ordered
 
 
-class _HashingReader:
-    """A binary file for the parser that hashes what it hands over."""
+def _take(
+    stores: list[_Store], results: dict[int, ImportResult], index: int, message: Message
+) -> None:
+    store = stores[index]
+    if isinstance(message, Rows):
+        store.rows(message.rows)
+    elif isinstance(message, UpdateSetHeader):
+        store.start(message)
+    elif isinstance(message, ManifestSignature):
+        store.signature = message
+    else:
+        results[index] = store.finish(message)
 
-    def __init__(self, raw: IO[bytes]) -> None:
-        self._raw = raw
-        self.sha256 = hashlib.sha256()
-        self.count = 0
 
-    def read(self, size: int = -1) -> bytes:
-        data = self._raw.read(size)
-        self.sha256.update(data)
-        self.count += len(data)
-        return data
+def _in_file(exc: BadInputError, path: Path) -> BadInputError:
+    """*exc* naming the file it is about (one of several)."""
+    if str(path) in exc.message:
+        return exc
+    return type(exc)(f"{path}: {exc.message}")
 
 
-class _Import:
-    """The import of one file: parse once, hash and insert in chunks as entries arrive.
+class _Store:
+    """The storing half of one file's import: the set row first, then its entry rows."""
 
-    Single-threaded on purpose: parsing holds the GIL, and a second thread for parsing
-    payloads, hashing or inserting measured slower than doing all of it inline.
-    """
-
-    def __init__(
-        self, op: Operation, path: Path, limits: ImportLimits, seen: dict[str, Path]
-    ) -> None:
+    def __init__(self, op: Operation, path: Path, seen: dict[str, Path]) -> None:
         self.op = op
         self.path = path
-        self.limits = limits
         self.seen = seen
-        self.pending: list[UpdateEntry] = []
+        self.header: UpdateSetHeader | None = None
+        self.signature: ManifestSignature | None = None
 
-    def run(self) -> ImportResult:
-        with self._open() as raw:
-            reader = _HashingReader(raw)
-            header: UpdateSetHeader | None = None
-            signature: ManifestSignature | None = None
-            count = 0
-            for item in read_update_set(cast(BinaryIO, reader), self.limits):
-                if isinstance(item, UpdateEntry):
-                    self._add(item)
-                    count += 1
-                elif isinstance(item, UpdateSetHeader):
-                    header = item
-                    self._start(item)
-                else:
-                    signature = item
-            self._flush()
-            while reader.read(_DRAIN):  # what follows the root element is part of the file
-                if reader.count > self.limits.max_file_bytes:
-                    raise self.limits.refuse("max_file_bytes", f"update set file {self.path}")
-        if header is None:  # the reader refuses such a file; never store a headless set
+    def rows(self, rows: list[dict[str, str | None]]) -> None:
+        if self.header is None:  # the reader yields the header first; never store orphans
             raise BadInputError(f"update set file {str(self.path)!r} holds no update set")
-        digest = reader.sha256.hexdigest()
-        self._finish(header, count, signature, digest)
-        return ImportResult(
-            sys_id=header.sys_id,
-            name=header.name,
-            description=header.description,
-            origin_instance=header.origin_instance,
-            parent=header.parent,
-            created_on=header.created_on,
-            entries=count,
-            signed=signature is not None,
-            file=str(self.path),
-            file_sha256=digest,
-        )
+        insert_many(self.op.session, _ENTRIES, rows)
 
-    def _add(self, entry: UpdateEntry) -> None:
-        self.pending.append(entry)
-        if len(self.pending) >= _CHUNK:
-            self._flush()
-
-    def _flush(self) -> None:
-        insert_many(self.op.session, _ENTRIES, _rows(self.pending, self.limits))
-        self.pending = []
-
-    def _open(self) -> IO[bytes]:
-        where = f"update set file {str(self.path)!r}"
-        try:
-            size = self.path.stat().st_size
-            if size > self.limits.max_file_bytes:
-                raise self.limits.refuse("max_file_bytes", f"{where} of {size} bytes")
-            return self.path.open("rb")
-        except FileNotFoundError as exc:
-            raise BadInputError(f"{where} does not exist: check the path") from exc
-        except IsADirectoryError as exc:
-            raise BadInputError(f"{where} is a directory, not a file") from exc
-        except PermissionError as exc:
-            raise BadInputError(f"{where} cannot be read: permission denied") from exc
-        except OSError as exc:
-            raise BadInputError(f"{where} cannot be read: {exc.strerror or exc}") from exc
-
-    def _start(self, header: UpdateSetHeader) -> None:
-        """Refuse a set seen before, then store its row (completed by :meth:`_finish`)."""
+    def start(self, header: UpdateSetHeader) -> None:
+        """Refuse a set seen before, then store its row (completed by :meth:`finish`)."""
+        self.header = header
         sid = header.sys_id
         earlier = self.seen.get(sid)
         if earlier is not None:
@@ -232,19 +202,16 @@ class _Import:
             },
         )
 
-    def _finish(
-        self,
-        header: UpdateSetHeader,
-        count: int,
-        signature: ManifestSignature | None,
-        digest: str,
-    ) -> None:
+    def finish(self, end: End) -> ImportResult:
+        header, signature = self.header, self.signature
+        if header is None:  # the reader refuses such a file; never store a headless set
+            raise BadInputError(f"update set file {str(self.path)!r} holds no update set")
         self.op.session.execute(
             update(RemoteUpdateSet)
             .where(RemoteUpdateSet.sys_id == header.sys_id)
             .values(
-                entry_count=count,
-                file_sha256=digest,
+                entry_count=end.entries,
+                file_sha256=end.sha256,
                 sig_algorithm=signature.algorithm if signature else None,
                 sig_certificate=signature.certificate if signature else None,
                 sig_signed_at=signature.signed_at if signature else None,
@@ -253,27 +220,18 @@ class _Import:
             )
             .execution_options(synchronize_session=False)
         )
-
-
-def _rows(entries: list[UpdateEntry], limits: ImportLimits) -> list[dict[str, str | None]]:
-    """The rows of *entries*: each payload parsed once and hashed."""
-    rows: list[dict[str, str | None]] = []
-    for entry in entries:
-        fields, problem = parse_payload(entry, limits)
-        rows.append(
-            {
-                "remote_update_set": entry.update_set,
-                "sys_id": entry.sys_id,
-                "table_name": entry.table,
-                "target_sys_id": entry.target_sys_id,
-                "action": entry.action,
-                "payload": None if problem is None else entry.payload,
-                "payload_sha512": hashlib.sha512(entry.payload.encode("utf-8")).hexdigest(),
-                "fields": fields,
-                "problem": problem,
-            }
+        return ImportResult(
+            sys_id=header.sys_id,
+            name=header.name,
+            description=header.description,
+            origin_instance=header.origin_instance,
+            parent=header.parent,
+            created_on=header.created_on,
+            entries=end.entries,
+            signed=signature is not None,
+            file=str(self.path),
+            file_sha256=end.sha256,
         )
-    return rows
 
 
 @dataclass(frozen=True)
