@@ -300,6 +300,8 @@ class RemoteUpdateSet(Base):
     committed_by: Mapped[str | None] = mapped_column(NAME, nullable=True)
     receipts: Mapped[str | None] = mapped_column(Text, nullable=True)
     """The last preview's receipts of the record signatures it verified (one per line)."""
+    preview_seal: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """What the last preview found, sealed for commit (``updatesets._seal``)."""
 
 
 class RemoteUpdateXml(Base):

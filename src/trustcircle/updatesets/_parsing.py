@@ -24,7 +24,7 @@ from .record_xml import parse_payload
 from .xmlformat import ImportLimits, UpdateEntry
 
 CERTIFICATE_TABLE = "sys_certificate"
-_IN_SIGNATURE: Fields = MappingProxyType({})
+IN_SIGNATURE: Fields = MappingProxyType({})
 _SHARED_MAX = 100
 Fields = Mapping[str, str | None]
 _CORRUPT = (
@@ -140,7 +140,7 @@ def _parse(e: StoredEntry, tables: Mapping[str, frozenset[str]], limits: ImportL
         w.names_cot = CIRCLE_OF_TRUST in (e.payload or "")
         w.problem(r.PARSE, refused or "payload refused")
         return w
-    fields = _loads(text)
+    fields = loads(text)
     if fields is None:
         w.problem(r.PARSE, _CORRUPT)
         return w
@@ -158,7 +158,7 @@ def _parse(e: StoredEntry, tables: Mapping[str, frozenset[str]], limits: ImportL
     try:
         if e.table == SIGNATURE_TABLE:
             w.signature = SignatureRecord.from_fields(e.target_sys_id, fields)
-            w.fields = _IN_SIGNATURE
+            w.fields = IN_SIGNATURE
         elif e.table == CERTIFICATE_TABLE:
             w.carried = _carried(w.entry, fields)
     except TrustcircleError as exc:
@@ -168,7 +168,7 @@ def _parse(e: StoredEntry, tables: Mapping[str, frozenset[str]], limits: ImportL
     return w
 
 
-def _loads(text: str) -> dict[str, str | None] | None:
+def loads(text: str) -> dict[str, str | None] | None:
     """The stored fields, or None when they are not a JSON object of strings.
 
     Names and short values are shared (:func:`sys.intern`): 10,000 records repeat them,

@@ -3,9 +3,11 @@
 The checks of preview run again first, on the state inside this transaction (it may
 have changed since preview): while a blocking problem exists, or an acceptable one
 is not accepted with ``accept_remote``, nothing is applied and the refusal is audited
-by the operation. Only the public-key work is not repeated for a signature preview's
-receipts vouch for (:mod:`trustcircle.signing.receipts`); trust, time, purpose and
-the record's values are judged again. A batch parent commits with all its children.
+by the operation. While preview's seal holds — every input reads as preview read it
+and no time the checks turn on has come (:mod:`._seal`) — its sealed result is that
+check; otherwise the checks run in full, sparing only the public-key work for the
+signatures preview's receipts vouch for (:mod:`trustcircle.signing.receipts`). A
+batch parent commits with all its children.
 Generic records and signatures are written with bulk statements; certificates go through
 :mod:`trustcircle.platform.rows`, and those of a Circle-of-Trust set join the trusted
 friends list. Protected properties never change here: ``sys_properties`` is no
@@ -36,7 +38,15 @@ from ..store.models import (
     fields_json,
 )
 from . import _results as r
-from .preview import COMMITTED, check, get_retrieved, receipts_of, store_problems
+from .preview import (
+    COMMITTED,
+    check,
+    get_retrieved,
+    receipts_of,
+    seal_key,
+    sealed,
+    store_problems,
+)
 from .xmlformat import ACTION_DELETE
 
 _CHUNK = 1000
@@ -115,7 +125,12 @@ def commit_set(op: Operation, set_id: str, accept_remote: bool) -> CommitResult:
                 f"{part.name!r} ({part.sys_id}) is already committed (on {part.committed_on} by "
                 f"{part.committed_by}): a committed update set cannot be committed again"
             )
-    result = check(op.session, row, op.now, for_commit=True, receipts=receipts_of(op, row))
+    checked = sealed(op.session, row, op.now, seal_key(op))
+    how = "preview's sealed result" if checked is not None else "checked again in full"
+    op.detail = {"update_set": row.sys_id, "checks": how}
+    if checked is None:
+        checked = check(op.session, row, op.now, receipts=receipts_of(op, row))
+    result = checked.result
     _refuse_unless_committable(result, accept_remote)
     store_problems(op.session, result, accepted=accept_remote)
     done = CommitResult(result.set_id, result.name, result.cot, accepted=len(result.acceptable))
@@ -128,9 +143,9 @@ def commit_set(op: Operation, set_id: str, accept_remote: bool) -> CommitResult:
         target.committed_on = op.ts
         target.committed_by = op.actor.name
         target.accepted_remote = bool(accept_remote and result.acceptable)
-        target.receipts = None  # they served their purpose
+        target.receipts = target.preview_seal = None  # they served their purpose
     done.children = len(result.children)
-    op.detail = {"update_set": result.set_id, **done.to_dict()}
+    op.detail = {"update_set": result.set_id, "checks": how, **done.to_dict()}
     return done
 
 

@@ -1,82 +1,67 @@
 """Preview a retrieved update set: run the checklist of :mod:`._checks`, record the problems.
 
 The local facts the checker needs are read with a few set-wise queries (never one
-per entry). A batch parent is previewed with all its children; the batch is judged
-as one (see :mod:`._batchcheck`). :func:`check` is also what commit runs again, in
-its own transaction, before it applies anything.
+per entry, :mod:`._facts`). A batch parent is previewed with all its children; the
+batch is judged as one (see :mod:`._batchcheck`). Preview seals what it found
+(:mod:`._seal`); commit, in its own transaction, takes the sealed result only while
+every input reads the same and no time the checks turn on has come (:func:`sealed`),
+and otherwise runs :func:`check` again before it applies anything.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-from collections import defaultdict
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 
-from cryptography import x509
-from sqlalchemy import Select, delete, insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
-from .._types import Fingerprint, SysId, new_sys_id
-from ..crypto import ChainValidator, MasterKey, load_pem_certificates
-from ..errors import BadInputError, NotFoundError
-from ..platform import kmf, signatures
+from .._types import new_sys_id
+from ..crypto import MasterKey
+from ..errors import NotFoundError, TrustcircleError
 from ..platform.context import Operation
-from ..platform.rows import CERTIFICATE_FIELDS, CERTIFICATE_TABLE
-from ..platform.tables import TABLES
-from ..signing import (
-    CIRCLE_OF_TRUST,
-    SIGNATURE_FIELDS,
-    SIGNATURE_TABLE,
-    CertTrust,
-    SignatureConfig,
-    SignatureRecord,
-)
+from ..platform.rows import CERTIFICATE_TABLE
+from ..signing import SIGNATURE_TABLE, SignatureRecord
 from ..signing.receipts import PURPOSE as RECEIPTS
 from ..signing.receipts import Receipts
 from ..store.bulk import chunks
-from ..store.models import (
-    Certificate,
-    PreviewProblem,
-    RecordSignatureRow,
-    RemoteUpdateSet,
-    RemoteUpdateXml,
-    SysRecord,
-    TrustedFriend,
-)
-from . import _batchcheck, _checks, _parsing
-from ._results import PreviewResult, Problem
-from .importer import import_limits
-from .xmlformat import ImportLimits, ManifestSignature, UpdateSetHeader
+from ..store.models import PreviewProblem, RemoteUpdateSet
+from . import _batchcheck, _checks, _facts, _parsing, _seal
+from ._results import ParsedEntry, PreviewResult, Problem
+from ._seal import InputDigest
 
 LOADED = "loaded"
 PREVIEWED = "previewed"
 COMMITTED = "committed"
-_IN_CHUNK = 500
-_FETCH = 256
-_POLICY_TABLE = "cot_policy_statement"
+_COPIED: _parsing.Fields = MappingProxyType({})  # commit copies these fields in SQL
 
 __all__ = [
     "COMMITTED",
     "PREVIEWED",
+    "Checked",
     "PreviewResult",
     "check",
     "get_retrieved",
     "preview_set",
     "receipts_of",
+    "seal_key",
+    "sealed",
 ]
 
 
 def preview_set(op: Operation, set_id: str) -> PreviewResult:
     """Check retrieved set *set_id* (a batch parent: the whole batch), replace its problem
-    records and receipts, and mark it previewed (a committed set is only reported on)."""
+    records, receipts and seal, and mark it previewed (a committed set is only reported on)."""
     row = get_retrieved(op.session, set_id)
     receipts = receipts_of(op, row)
-    result = check(op.session, row, op.now, receipts=receipts)
+    checked = check(op.session, row, op.now, receipts=receipts)
+    result = checked.result
     store_problems(op.session, result, accepted=False)
     if row.state != COMMITTED:
         row.receipts = receipts.stored() or None
+        row.preview_seal = checked.seal().stored(seal_key(op))
     for sid in _set_ids(result):
         target = op.session.get(RemoteUpdateSet, sid)
         if target is not None and target.state != COMMITTED:
@@ -98,7 +83,8 @@ def preview_set(op: Operation, set_id: str) -> PreviewResult:
 
 def _previewed(result: PreviewResult) -> PreviewResult:
     state = result.state if result.state == COMMITTED else PREVIEWED
-    return replace(result, state=state, children=tuple(map(_previewed, result.children)))
+    children = tuple(map(_previewed, result.children))
+    return replace(result, state=state, children=children, parsed=())
 
 
 def get_retrieved(session: Session, set_id: str) -> RemoteUpdateSet:
@@ -117,42 +103,141 @@ def receipts_of(op: Operation, row: RemoteUpdateSet) -> Receipts:
     return Receipts.parse(key, row.receipts)
 
 
+def seal_key(op: Operation) -> bytes:
+    """This instance's key for preview seals."""
+    return MasterKey.load(op.instance.master_key_path).derive(_seal.PURPOSE)
+
+
 def check(
     session: Session,
     row: RemoteUpdateSet,
     now: dt.datetime,
     *,
-    for_commit: bool = False,
     receipts: Receipts | None = None,
-) -> PreviewResult:
-    """Run the checklist on *row* and, when it is a batch parent, on every child with it;
-    *for_commit* keeps the parsed entries in the result for commit to apply. Signatures
-    a receipt vouches for are not verified again; the ones verified are added to it."""
-    context = _Context.read(session, now)
-    children = list(
-        session.scalars(
-            select(RemoteUpdateSet)
-            .where(RemoteUpdateSet.parent == row.sys_id)
-            .order_by(RemoteUpdateSet.name)
-        )
-    )
-    parts = [_input(session, r, context) for r in (row, *children)]
+) -> Checked:
+    """Run the checklist on *row* and, when it is a batch parent, on every child with it.
+
+    The result keeps the parsed entries for commit to apply. Signatures a receipt
+    vouches for are not verified again; the ones verified are added to it. The
+    returned :class:`Checked` also says what a seal of the result binds.
+    """
+    context = _facts.Context.read(session, now)
+    digest = InputDigest()
+    parts = [_facts.read_input(session, r, context, digest) for r in _parts(session, row)]
     set_ids = [p.header.sys_id for p in parts]
     targets = {sid for p in parts for sid in p.parsed.targets}
     documents = {sid for p in parts for sid in p.parsed.documents} - targets
     signed = {t for p in parts for t in p.parsed.signed_targets}
-    facts = _checks.LocalFacts(
-        records=_local_records(session, set_ids, documents),
-        signatures=_local_signatures(session, set_ids, signed),
-        certificates=context.certificates,
-        certificate_ids=context.certificate_ids,
-        intermediates=context.intermediates,
-        validator=context.validator,
-        revoked=context.revoked,
-        configs=context.configs,
+    facts = _facts.read_facts(session, set_ids, context, documents, signed)
+    _facts.digest_facts(facts, context, digest)
+    parent, *rest = _checks.check_sets(parts, facts, now, for_commit=True, receipts=receipts)
+    until = _seal.horizon(now, *_facts.stamps(parts, facts))
+    return Checked(_batchcheck.combine(parent, rest), digest.hexdigest(), now, until)
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A check's result, the digest of its inputs, when it ran and until when it holds."""
+
+    result: PreviewResult
+    inputs: str
+    checked_at: dt.datetime
+    until: dt.datetime | None
+
+    def seal(self) -> _seal.Seal:
+        return _seal.Seal(
+            self.result.set_id, self.inputs, self.checked_at, self.until, _seal.encode(self.result)
+        )
+
+
+def sealed(session: Session, row: RemoteUpdateSet, now: dt.datetime, key: bytes) -> Checked | None:
+    """What the last preview of *row* found, with parsed entries for commit, when its seal
+    holds: the MAC, the time, and the digest of every input as read now. Else None."""
+    seal = _seal.Seal.parse(key, row.sys_id, row.preview_seal)
+    if seal is None or not _seal.holds(seal.checked_at, seal.until, now):
+        return None
+    try:
+        result, plans = _seal.decode(seal.plan)
+    except (ValueError, KeyError, TypeError):
+        return None
+    context = _facts.Context.read(session, now)
+    digest = InputDigest()
+    parsed: dict[str, list[ParsedEntry]] = {}
+    documents: set[str] = set()
+    signed: set[tuple[str, str]] = set()
+    for part in _parts(session, row):
+        _facts.digest_header(part, digest)
+        rows = _facts.digested(_facts.entries(session, part.sys_id), digest)
+        out = parsed[part.sys_id] = []
+        for e in rows:
+            signed.add((e.table, e.target_sys_id))
+            plan = plans.get((part.sys_id, e.sys_id))
+            entry = None if plan is None else _replanned(e, plan)
+            if entry is not None:
+                out.append(entry)
+                if entry.signature is not None:
+                    documents.add(entry.signature.document_id)
+    set_ids = list(parsed)
+    documents -= {target for _table, target in signed}
+    facts = _facts.read_facts(session, set_ids, context, documents, signed)
+    _facts.digest_facts(facts, context, digest)
+    if digest.hexdigest() != seal.inputs or len(plans) != sum(map(len, parsed.values())):
+        return None
+    return Checked(_with_parsed(result, parsed), seal.inputs, seal.checked_at, seal.until)
+
+
+def _replanned(e: _parsing.StoredEntry, plan: _seal.EntryPlan) -> ParsedEntry | None:
+    """The entry ready to apply, from its stored row and its sealed plan (None: the row no
+    longer is what was sealed, which the digest then tells as well)."""
+    if e.fields is None:
+        return None
+    signature = None
+    fields: _parsing.Fields | None
+    if e.table == SIGNATURE_TABLE:
+        values = _parsing.loads(e.fields)
+        if values is None:
+            return None
+        try:
+            signature = SignatureRecord.from_fields(e.target_sys_id, values)
+        except TrustcircleError:
+            return None
+        fields = _parsing.IN_SIGNATURE
+    elif plan.stored and not plan.exists and e.table != CERTIFICATE_TABLE:
+        fields = _COPIED
+    else:
+        fields = _parsing.loads(e.fields)
+    if fields is None:
+        return None
+    return ParsedEntry(
+        e.sys_id,
+        e.table,
+        e.target_sys_id,
+        e.action,
+        fields,
+        signature,
+        plan.exists,
+        plan.same_as,
+        plan.friend,
+        plan.stored,
     )
-    parent, *rest = _checks.check_sets(parts, facts, now, for_commit=for_commit, receipts=receipts)
-    return _batchcheck.combine(parent, rest)
+
+
+def _with_parsed(result: PreviewResult, parsed: Mapping[str, list[ParsedEntry]]) -> PreviewResult:
+    return replace(
+        result,
+        parsed=tuple(parsed.get(result.set_id, ())),
+        children=tuple(_with_parsed(c, parsed) for c in result.children),
+    )
+
+
+def _parts(session: Session, row: RemoteUpdateSet) -> list[RemoteUpdateSet]:
+    """*row* and its batch children, in the order a check reads them."""
+    children = session.scalars(
+        select(RemoteUpdateSet)
+        .where(RemoteUpdateSet.parent == row.sys_id)
+        .order_by(RemoteUpdateSet.name)
+    )
+    return [row, *children]
 
 
 def store_problems(session: Session, result: PreviewResult, *, accepted: bool) -> None:
@@ -184,152 +269,3 @@ def _problem_row(set_id: str, p: Problem, status: str) -> dict[str, object]:
 
 def _set_ids(result: PreviewResult) -> list[str]:
     return [result.set_id, *(c.set_id for c in result.children)]
-
-
-# -- the facts ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Context:
-    """Facts shared by every set of one check: trust, configurations, tables, limits."""
-
-    certificates: Mapping[Fingerprint, CertTrust]
-    certificate_ids: Mapping[str, str]
-    intermediates: tuple[x509.Certificate, ...]
-    validator: ChainValidator
-    revoked: frozenset[str]
-    configs: Mapping[str, SignatureConfig]
-    tables: Mapping[str, frozenset[str]]
-    limits: ImportLimits
-
-    @classmethod
-    def read(cls, session: Session, now: dt.datetime) -> _Context:
-        chain_pems = list(
-            session.scalars(select(Certificate.pem).where(Certificate.module == kmf.CHAIN_MODULE))
-        )
-        return cls(
-            certificates=kmf.certificate_trust(session, now),
-            certificate_ids={
-                fp: sid
-                for fp, sid in session.execute(select(Certificate.fingerprint, Certificate.sys_id))
-            },
-            intermediates=tuple(
-                load_pem_certificates(pem.encode(), "stored chain certificate")[0]
-                for pem in chain_pems
-            ),
-            validator=kmf.validator(session),
-            revoked=frozenset(
-                session.scalars(
-                    select(TrustedFriend.fingerprint).where(TrustedFriend.revoked.is_(True))
-                )
-            ),
-            configs=signatures.configurations(session),
-            tables=_writable_tables(),
-            limits=import_limits(session),
-        )
-
-
-def _writable_tables() -> dict[str, frozenset[str]]:
-    tables = {name: frozenset(t.fields) for name, t in TABLES.items()}
-    tables[SIGNATURE_TABLE] = frozenset(SIGNATURE_FIELDS) - {"sys_id"}
-    tables[CERTIFICATE_TABLE] = frozenset(CERTIFICATE_FIELDS)
-    return tables
-
-
-def _input(session: Session, row: RemoteUpdateSet, context: _Context) -> _checks.SetInput:
-    header = UpdateSetHeader(
-        row.sys_id, row.name, row.description, row.origin_instance, row.parent, row.created_on
-    )
-    parsed = _parsing.parse_set(_entries(session, row.sys_id), context.tables, context.limits)
-    return _checks.SetInput(header, row.state, _signature(row), parsed)
-
-
-def _entries(session: Session, set_id: str) -> Iterator[_parsing.StoredEntry]:
-    """The set's entries, streamed: a few hundred in memory at a time."""
-    stmt = (
-        select(
-            RemoteUpdateXml.sys_id,
-            RemoteUpdateXml.remote_update_set,
-            RemoteUpdateXml.table_name,
-            RemoteUpdateXml.target_sys_id,
-            RemoteUpdateXml.action,
-            RemoteUpdateXml.payload_sha512,
-            RemoteUpdateXml.fields,
-            RemoteUpdateXml.problem,
-            RemoteUpdateXml.payload,
-        )
-        .where(RemoteUpdateXml.remote_update_set == set_id)
-        .order_by(RemoteUpdateXml.sys_id)
-        .execution_options(yield_per=_FETCH)
-    )
-    stored = _parsing.StoredEntry
-    for values in session.execute(stmt):
-        yield stored(*values)
-
-
-def _signature(row: RemoteUpdateSet) -> ManifestSignature | None:
-    values = (
-        row.sig_algorithm,
-        row.sig_certificate,
-        row.sig_signed_at,
-        row.sig_expires_at,
-        row.sig_signature,
-    )
-    if all(v is None for v in values):
-        return None
-    return ManifestSignature(*(v or "" for v in values))
-
-
-def _local_records(
-    session: Session, set_ids: Sequence[str], others: Collection[str]
-) -> dict[str, _checks.LocalRecord]:
-    """Every local record under a sys_id an entry of *set_ids* targets, or one of *others*,
-    whatever table keeps it: one query per table for the targets (a join on the entries),
-    and chunks of *others*."""
-    targeted = select(RemoteUpdateXml.target_sys_id).where(
-        RemoteUpdateXml.remote_update_set.in_(set_ids)
-    )
-    out: dict[str, _checks.LocalRecord] = {}
-    where: list[Select[str] | Sequence[str]] = [targeted]
-    where.extend(chunks(sorted(others), _IN_CHUNK))
-    for ids in where:
-        for sid, table, updated_on, fields in session.execute(
-            select(
-                SysRecord.sys_id, SysRecord.table_name, SysRecord.updated_on, SysRecord.fields
-            ).where(SysRecord.sys_id.in_(ids))
-        ):
-            out[sid] = _checks.LocalRecord(
-                table, updated_on, json.loads(fields), cot=table == _POLICY_TABLE
-            )
-        for sig in session.scalars(
-            select(RecordSignatureRow).where(RecordSignatureRow.sys_id.in_(ids))
-        ):
-            values = {k: getattr(sig, k) for k in SIGNATURE_FIELDS if k != "sys_id"}
-            out[sig.sys_id] = _checks.LocalRecord(
-                SIGNATURE_TABLE, "", values, cot=sig.purpose == CIRCLE_OF_TRUST
-            )
-        for cert in session.scalars(select(Certificate).where(Certificate.sys_id.in_(ids))):
-            values = {k: getattr(cert, k) for k in CERTIFICATE_FIELDS}
-            out[cert.sys_id] = _checks.LocalRecord(CERTIFICATE_TABLE, "", values, cot=True)
-    return out
-
-
-def _local_signatures(
-    session: Session, set_ids: Sequence[str], targets: Collection[tuple[str, str]]
-) -> dict[tuple[str, str], list[SignatureRecord]]:
-    """Local signatures of *targets* (the entries of *set_ids*), in one query."""
-    targeted = select(RemoteUpdateXml.target_sys_id).where(
-        RemoteUpdateXml.remote_update_set.in_(set_ids)
-    )
-    out: dict[tuple[str, str], list[SignatureRecord]] = defaultdict(list)
-    stmt = select(RecordSignatureRow).where(RecordSignatureRow.document_id.in_(targeted))
-    for row in session.scalars(stmt):
-        key = (row.table_name, SysId(row.document_id))
-        if key not in targets:
-            continue
-        try:
-            sig = signatures.from_row(row)
-        except BadInputError:
-            continue  # a malformed local signature proves nothing
-        out[key].append(sig)
-    return dict(out)
