@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import IO, BinaryIO, cast
 
 from ..errors import BadInputError, TrustcircleError
-from ._xml_read import read_update_set
+from ._xml_read import open_file, read_update_set
 from .record_xml import parse_payload
 from .xmlformat import ImportLimits, ManifestSignature, UpdateEntry, UpdateSetHeader
 
@@ -73,7 +73,7 @@ def parse_file(path: Path, limits: ImportLimits) -> Iterator[Message]:
     Raises :class:`BadInputError` (or a subclass) on a file the limits or the format
     refuse; a headless file is refused after it is read.
     """
-    with _open(path, limits) as raw:
+    with open_file(path, limits) as raw:
         reader = _HashingReader(raw)
         pending: list[UpdateEntry] = []
         count = 0
@@ -132,23 +132,6 @@ class _HashingReader:
         self.sha256.update(data)
         self.count += len(data)
         return data
-
-
-def _open(path: Path, limits: ImportLimits) -> IO[bytes]:
-    where = f"update set file {str(path)!r}"
-    try:
-        size = path.stat().st_size
-        if size > limits.max_file_bytes:
-            raise limits.refuse("max_file_bytes", f"{where} of {size} bytes")
-        return path.open("rb")
-    except FileNotFoundError as exc:
-        raise BadInputError(f"{where} does not exist: check the path") from exc
-    except IsADirectoryError as exc:
-        raise BadInputError(f"{where} is a directory, not a file") from exc
-    except PermissionError as exc:
-        raise BadInputError(f"{where} cannot be read: permission denied") from exc
-    except OSError as exc:
-        raise BadInputError(f"{where} cannot be read: {exc.strerror or exc}") from exc
 
 
 # -- worker processes -------------------------------------------------------------------------

@@ -63,23 +63,27 @@ def read_update_set(source: Path | BinaryIO, limits: ImportLimits) -> Iterator[I
 
 
 def _read_path(path: Path, limits: ImportLimits) -> Iterator[Item]:
+    with open_file(path, limits) as handle:
+        yield from _Reader(limits).run(_LimitedReader(handle, limits))
+
+
+def open_file(path: Path, limits: ImportLimits) -> BinaryIO:
+    """*path* opened for reading, after its size is checked against the limits; each way
+    it cannot be read is one clear :class:`BadInputError`."""
+    where = f"update set file {str(path)!r}"
     try:
         size = path.stat().st_size
         if size > limits.max_file_bytes:
-            raise limits.refuse("max_file_bytes", f"update set file {str(path)!r} of {size} bytes")
-        handle = path.open("rb")
+            raise limits.refuse("max_file_bytes", f"{where} of {size} bytes")
+        return path.open("rb")
     except FileNotFoundError as exc:
-        raise BadInputError(
-            f"update set file {str(path)!r} does not exist: check the path"
-        ) from exc
+        raise BadInputError(f"{where} does not exist: check the path") from exc
     except IsADirectoryError as exc:
-        raise BadInputError(f"update set file {str(path)!r} is a directory, not a file") from exc
+        raise BadInputError(f"{where} is a directory, not a file") from exc
     except PermissionError as exc:
-        raise BadInputError(
-            f"update set file {str(path)!r} cannot be read: permission denied"
-        ) from exc
-    with handle:
-        yield from _Reader(limits).run(_LimitedReader(handle, limits))
+        raise BadInputError(f"{where} cannot be read: permission denied") from exc
+    except OSError as exc:
+        raise BadInputError(f"{where} cannot be read: {exc.strerror or exc}") from exc
 
 
 class _LimitedReader:
