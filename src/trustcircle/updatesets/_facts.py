@@ -160,7 +160,7 @@ def entries(session: Session, set_id: str) -> Iterator[_parsing.StoredEntry]:
         .execution_options(yield_per=_FETCH)
     )
     stored = _parsing.StoredEntry
-    for values in session.execute(stmt):
+    for values in session.connection().execute(stmt):  # Core: no ORM work per row
         yield stored(*values)
 
 
