@@ -83,11 +83,12 @@ def operation(
     target: str = "",
     *,
     write: bool = True,
+    deferred: bool = False,
 ) -> Iterator[Operation]:
     """Open the home and run one authorised operation (see :meth:`Instance.operation`)."""
     with instance(home) as inst:
         token = resolve_token(inst.home, token_file)
-        with inst.operation(token, action, target, write=write) as op:
+        with inst.operation(token, action, target, write=write, deferred=deferred) as op:
             yield op
             capture(op)
 

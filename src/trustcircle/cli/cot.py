@@ -248,7 +248,8 @@ def job_execute(
     with operation(home, token_file, "job.read", write=False) as op:
         job = find_job(op.session, name)
     action = cot.required_action(job.sys_id)
-    with operation(home, token_file, action, f"{JOB_TABLE}:{job.sys_id}") as op:
+    target = f"{JOB_TABLE}:{job.sys_id}"
+    with operation(home, token_file, action, target, deferred=True) as op:
         result = cot.execute_job(op, job.sys_id, time_limit=time_limit)
     if json_out:
         emit_json(result.to_dict())

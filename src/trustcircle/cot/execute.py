@@ -61,13 +61,19 @@ class ExecutionResult:
 def execute_job(
     op: Operation, name: str, *, time_limit: float = DEFAULT_TIME_LIMIT
 ) -> ExecutionResult:
-    """Run job *name* once its prerequisites pass now; apply what it asked, or nothing."""
+    """Run job *name* once its prerequisites pass now; apply what it asked, or nothing.
+
+    In a ``deferred`` operation the run only reads until the script's first write (the
+    instance's other writers are not held up meanwhile); the prerequisites are judged
+    again once the operation holds the write lock, before anything is applied.
+    """
     job = find_job(op.session, name)
     op.target = f"{JOB_TABLE}:{job.sys_id}"
     report = evaluate(op.session, op.instance, op.actor, op.now, job)
     sig = _refuse_unless_ok(report)
+    script = job.fields.get("script") or ""
     run = run_script(
-        job.fields.get("script") or "",
+        script,
         instance_api(op, codesigning_api()),
         time_limit,
         stack=(Frame(JOB_TABLE, job.sys_id, sig.sys_id),),
@@ -78,6 +84,8 @@ def execute_job(
             f"job {report.name!r} did not complete ({run.status.value}: {first[0][:200]}): "
             "nothing was applied; fix the job on the trusted instance and export it again"
         )
+    op.begin_writing()  # under the write lock from here (if not since the script's first write)
+    report, sig = _still_ok(op, job.sys_id, script, sig)
     changed, sequence = _apply(op, report, sig, run)
     execution = new_sys_id()
     op.session.add(
@@ -101,6 +109,21 @@ def execute_job(
         "policy_sequence": sequence,
     }
     return ExecutionResult(job.sys_id, report.name, execution, sig.sys_id, run, changed, sequence)
+
+
+def _still_ok(
+    op: Operation, job_id: str, script: str, ran: SignatureRecord
+) -> tuple[PrereqReport, SignatureRecord]:
+    """The prerequisites judged again under the write lock, for the script that ran."""
+    job = find_job(op.session, job_id)
+    report = evaluate(op.session, op.instance, op.actor, op.now, job)
+    sig = _refuse_unless_ok(report)
+    if sig.sys_id != ran.sys_id or (job.fields.get("script") or "") != script:
+        raise PolicyError(
+            f"job {report.name!r} or its signature changed while it ran: nothing was applied; "
+            "execute it again"
+        )
+    return report, sig
 
 
 def _refuse_unless_ok(report: PrereqReport) -> SignatureRecord:

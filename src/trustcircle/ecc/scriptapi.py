@@ -8,7 +8,9 @@ are never written by scripts); ``ecc.enqueue(agent, topic, name=None, payload=No
 source=None)`` → sys_id of the output message, notarized by the :mod:`.tracker` when the
 calling stack allows; ``include(name)`` runs a ``sys_script_include`` (by api_name,
 name or sys_id) and returns its names. Writes land in the operation's transaction: a
-run that fails leaves nothing behind.
+run that fails leaves nothing behind. The first write of a job's run takes the write
+lock (:meth:`~trustcircle.platform.context.Operation.begin_writing`); until then the
+run only reads.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ class _Records:
     def insert(self, call: ApiCall) -> object:
         args = bind(_INSERT, call)
         table = _writable(args["table"])
+        self._op.begin_writing()
         change = records.insert(
             self._op.session, table, _fields(args["fields"]), self._op.actor.name, self._op.ts
         )
@@ -75,6 +78,7 @@ class _Records:
     def update(self, call: ApiCall) -> object:
         args = bind(_UPDATE, call)
         table = _writable(args["table"])
+        self._op.begin_writing()
         change = records.update(
             self._op.session,
             table,

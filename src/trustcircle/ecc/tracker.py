@@ -176,6 +176,19 @@ class Tracker:
 
     # -- judging scripts ------------------------------------------------------------
 
+    def _writing(self) -> None:
+        """Before a write: when that ends the operation's reading phase (a job's script
+        that wrote nothing yet), forget what was judged on the data read until then."""
+        if self._op.begin_writing():
+            self._judged.clear()
+            self._verifier = None
+            self._signable = frozenset()
+            self._settings = None
+            self._key = None
+            self._key_problem = None
+            self._validity = None
+            self._trust_map = None
+
     def judge_record(self, record: Record) -> Judgement:
         """The verdict of *record* as it is now, for any purpose its table allows."""
         fields_key = json.dumps(record.fields, sort_keys=True)
@@ -254,6 +267,7 @@ class Tracker:
     ) -> str:
         """Put one message on the queue, notarized when the stack allows; its sys_id."""
         op = self._op
+        self._writing()
         message = self._message(agent, topic, name, payload, source)
         checked = stack[-self.settings.tracking_length :]  # decide() looks no further
         decision = decide(
@@ -322,6 +336,7 @@ class Tracker:
         self, message: queue.NewMessage, sys_id: str, event: str, problem: str
     ) -> None:
         op = self._op
+        self._writing()
         if self.settings.fail_fast:
             text = (
                 f"ECC message to {message.agent} ({message.topic}) refused (fail_fast): "
@@ -339,6 +354,7 @@ class Tracker:
     def _log(
         self, message: queue.NewMessage, sys_id: str, level: str, event: str, text: str
     ) -> None:
+        self._writing()
         entry = self._entry(message, sys_id, level, event, text)
         cslog.add(self._op.session, entry, format_ts(self._clock()))
 

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from .._time import Clock, format_ts, system_clock
 from .._types import Timestamp
 from ..errors import NotAuthenticatedError, NotAuthorisedError, PolicyError, RefusedError
-from ..store import Database, check_schema, open_database
+from ..store import Database, begin_writing, check_schema, open_database
 from . import audit
 from .home import MASTER_KEY, InstanceConfig, InstanceRole, load_config
 from .roles import authorize, missing_roles
@@ -55,6 +55,12 @@ class Operation:
     @property
     def ts(self) -> Timestamp:
         return format_ts(self.now)
+
+    def begin_writing(self) -> bool:
+        """From here on this operation may write. True when that ended a ``deferred``
+        operation's reading phase: it now holds the lock and sees the newest data (objects
+        it loaded are read again; anything derived from them should be too)."""
+        return begin_writing(self.session)
 
     def changed(
         self, table: str, sys_id: str, action: str, fields: Mapping[str, str | None]
@@ -134,11 +140,21 @@ class Instance:
             )
 
     def operation(
-        self, token: str, action: str, target: str = "", *, write: bool = True
+        self,
+        token: str,
+        action: str,
+        target: str = "",
+        *,
+        write: bool = True,
+        deferred: bool = False,
     ) -> AbstractContextManager[Operation]:
         """Run *action* as the holder of API *token* in one transaction (see the module doc)."""
         return self.operation_as(
-            lambda session: authenticate_token(session, token), action, target, write=write
+            lambda session: authenticate_token(session, token),
+            action,
+            target,
+            write=write,
+            deferred=deferred,
         )
 
     @contextmanager
@@ -152,6 +168,7 @@ class Instance:
         who: str = "(invalid token)",
         audit_unauthenticated: bool = True,
         forbid: Callable[[Actor, str, tuple[str, ...]], NotAuthorisedError] | None = None,
+        deferred: bool = False,
     ) -> Iterator[Operation]:
         """Run *action* as the user *resolve* finds inside the transaction.
 
@@ -160,11 +177,13 @@ class Instance:
         (raising :class:`NotAuthenticatedError`), the roles are checked (*forbid* builds
         the error, default :func:`authorize`'s), and refusals are audited under *who*
         until the user is known. A session that merely expired is not worth an audit
-        entry: pass ``audit_unauthenticated=False``.
+        entry: pass ``audit_unauthenticated=False``. A *deferred* operation reads without
+        SQLite's write lock until it calls :meth:`Operation.begin_writing` (its audit entry
+        takes the lock at the latest): for work that runs long before it writes.
         """
         actor_name = who
         try:
-            with self.db.transaction() as session:
+            with self.db.transaction(deferred=deferred) as session:
                 actor = resolve(session)
                 actor_name = actor.name
                 missing = missing_roles(actor.roles, action)
@@ -174,6 +193,7 @@ class Instance:
                 op = Operation(session, actor, self, self.clock(), action, target)
                 yield op
                 if write:
+                    op.begin_writing()
                     audit.append(
                         session, at=op.ts, actor=actor.name, action=action, target=op.target,
                         outcome=audit.OK, detail=op.detail,

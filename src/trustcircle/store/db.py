@@ -2,8 +2,13 @@
 
 SQLite (the default) runs in WAL mode with foreign keys on and every transaction
 ``BEGIN IMMEDIATE``: writers queue behind each other instead of failing half-way
-when a read transaction would need upgrading. PostgreSQL works through any
-SQLAlchemy URL (``postgresql+psycopg://...``).
+when a read transaction would need upgrading. The one exception is a transaction
+opened with ``deferred=True`` (a signed job's execution, whose script may run for
+minutes): it reads without the write lock and, before its first write,
+:func:`begin_writing` ends the reading phase and takes the lock in a fresh
+``BEGIN IMMEDIATE``, so the job holds the lock only from then on. PostgreSQL works
+through any SQLAlchemy URL (``postgresql+psycopg://...``); it locks rows, not the
+database, so it needs none of this.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+_DEFERRED_OPTION = "trustcircle_deferred"
+_READING = "trustcircle.reading"  # session.info: changes count while still only reading
 
 
 def _sqlite_setup(engine: Engine) -> None:
@@ -41,7 +48,8 @@ def _sqlite_setup(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        deferred = conn.get_execution_options().get(_DEFERRED_OPTION, False)
+        conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
 
 def make_engine(url: str) -> Engine:
@@ -63,9 +71,15 @@ class Database:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """One session in one transaction: committed on success, rolled back on any error."""
+    def transaction(self, *, deferred: bool = False) -> Iterator[Session]:
+        """One session in one transaction: committed on success, rolled back on any error.
+
+        *deferred* (SQLite): read without the write lock until :func:`begin_writing`.
+        """
         with self._sessions() as session, session.begin():
+            if deferred and self.engine.dialect.name == "sqlite":
+                conn = session.connection(execution_options={_DEFERRED_OPTION: True})
+                session.info[_READING] = _changes(conn)
             yield session
 
     def session(self) -> Session:
@@ -73,6 +87,31 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def begin_writing(session: Session) -> bool:
+    """Let a ``deferred`` transaction write: take the write lock (waiting for it), see the
+    newest data, and hold the lock until the end; True when it did. A no-op (False) for
+    any other transaction.
+
+    The reading phase must not have written (a programming error, raised as
+    :class:`UsageError`: the transaction is then rolled back). Every loaded object is
+    expired, so what was read before is read again under the lock.
+    """
+    before = session.info.pop(_READING, None)
+    if before is None:
+        return False
+    conn = session.connection()
+    if session.new or session.dirty or session.deleted or _changes(conn) != before:
+        raise UsageError("a deferred transaction changed data before it began writing")
+    conn.exec_driver_sql("COMMIT")  # ends the read snapshot; nothing was written
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    session.expire_all()
+    return True
+
+
+def _changes(conn: Any) -> int:
+    return int(conn.connection.dbapi_connection.total_changes)
 
 
 def _alembic_config(engine: Engine) -> Config:

@@ -40,9 +40,15 @@ TokenDep = Annotated[str, Depends(bearer_token)]
 
 @contextmanager
 def operation(
-    instance: Instance, token: str, action: str, target: str = "", *, write: bool = True
+    instance: Instance,
+    token: str,
+    action: str,
+    target: str = "",
+    *,
+    write: bool = True,
+    deferred: bool = False,
 ) -> Iterator[Operation]:
     """One authorised operation, with update-set capture of its record changes."""
-    with instance.operation(token, action, target, write=write) as op:
+    with instance.operation(token, action, target, write=write, deferred=deferred) as op:
         yield op
         capture(op)

@@ -124,7 +124,8 @@ def execute(
         record = find_job(op.session, name)
     action = cot.required_action(record.sys_id)
     try:
-        with operation(inst, token, action, f"{JOB_TABLE}:{record.sys_id}") as op:
+        target = f"{JOB_TABLE}:{record.sys_id}"
+        with operation(inst, token, action, target, deferred=True) as op:
             return cot.execute_job(op, record.sys_id, time_limit=time_limit).to_dict()
     except (RefusedError, NotAuthorisedError) as exc:
         failed = _failed_checks(inst, token, record.sys_id)

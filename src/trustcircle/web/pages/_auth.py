@@ -255,7 +255,13 @@ def require_role(user: PageUser, action: str) -> None:
 
 @contextmanager
 def page_operation(
-    request: Request, user: PageUser, action: str, target: str = "", *, write: bool = True
+    request: Request,
+    user: PageUser,
+    action: str,
+    target: str = "",
+    *,
+    write: bool = True,
+    deferred: bool = False,
 ) -> Iterator[Operation]:
     """Run *action* as *user*: one transaction, role check, update-set capture, audit.
 
@@ -278,6 +284,7 @@ def page_operation(
         who=user.name,
         audit_unauthenticated=False,
         forbid=lambda actor, act, missing: PageForbidden(actor.name, act, missing),
+        deferred=deferred,
     ) as op:
         yield op
         capture(op)

@@ -107,7 +107,8 @@ def execute(request: Request, job_id: str, user: UserDep) -> Response:
         record = find_job(op.session, job_id[:MAX_TARGET])
     action = cot.required_action(record.sys_id)
     try:
-        with page_operation(request, user, action, f"{JOB_TABLE}:{record.sys_id}") as op:
+        target = f"{JOB_TABLE}:{record.sys_id}"
+        with page_operation(request, user, action, target, deferred=True) as op:
             result = cot.execute_job(op, record.sys_id)
     except (RefusedError, NotAuthorisedError) as exc:
         failed = _failed_checks(request, user, record.sys_id)
