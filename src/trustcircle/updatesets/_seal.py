@@ -162,31 +162,26 @@ class Seal:
 
 
 def encode(result: r.PreviewResult) -> str:
-    """The result with each entry's commit flags (from ``parsed``), as compact JSON."""
+    """What commit needs of *result* (with ``parsed``), as compact JSON: each part's header
+    facts and problems, and one hex digit of flags per entry, in entry order. The
+    per-entry verdicts preview shows are not kept."""
     return json.dumps(_encode_part(result), separators=(",", ":"))
 
 
 def _encode_part(result: r.PreviewResult) -> dict[str, Any]:
     parsed = {p.sys_id: p for p in result.parsed}
-    entries = []
-    for e in result.entries:
+    flags: list[str] = []
+    same_as: dict[str, str] = {}
+    for index, e in enumerate(result.entries):
         p = parsed.get(e.sys_id)
-        flags = 0
-        if p is not None:
-            flags = PARSED | (EXISTS * p.exists) | (FRIEND * p.friend) | (STORED * p.stored)
-        entries.append(
-            [
-                e.sys_id,
-                e.table,
-                e.target_sys_id,
-                e.action,
-                e.verdict,
-                list(e.reasons),
-                e.certificate,
-                flags,
-                None if p is None else p.same_as,
-            ]
+        if p is None:
+            flags.append("0")
+            continue
+        flags.append(
+            format(PARSED | EXISTS * p.exists | FRIEND * p.friend | STORED * p.stored, "x")
         )
+        if p.same_as is not None:
+            same_as[str(index)] = p.same_as
     m = result.manifest
     return {
         "set": result.set_id,
@@ -196,14 +191,15 @@ def _encode_part(result: r.PreviewResult) -> dict[str, Any]:
         "cot": result.cot,
         "manifest": [m.verdict.value, m.reason, m.certificate, m.signed_at, m.expires_at],
         "problems": [[p.entry, p.type, p.description, p.blocking] for p in result.problems],
-        "entries": entries,
+        "flags": "".join(flags),
+        "same_as": same_as,
         "children": [_encode_part(c) for c in result.children],
     }
 
 
 @dataclass(frozen=True)
 class EntryPlan:
-    """What commit needs of one entry besides its stored row."""
+    """What commit needs of one parsed entry besides its stored row."""
 
     exists: bool
     friend: bool
@@ -211,42 +207,47 @@ class EntryPlan:
     same_as: str | None
 
 
-def decode(plan: str) -> tuple[r.PreviewResult, dict[tuple[str, str], EntryPlan]]:
-    """The sealed result (without parsed entries) and each parsed entry's plan, by the
-    sys_ids of its set and itself.
+@dataclass(frozen=True)
+class SealedPart:
+    """One part of a sealed result: the result without entries, and its entries' plans
+    (None for an entry that did not parse), in entry order."""
+
+    result: r.PreviewResult
+    plans: tuple[EntryPlan | None, ...]
+    problems: dict[str, tuple[r.Problem, ...]]
+    children: tuple[SealedPart, ...]
+
+
+def decode(plan: str) -> SealedPart:
+    """The sealed result as :func:`encode` wrote it.
 
     Raises ValueError (or KeyError, TypeError) on text :func:`encode` did not write.
     """
-    plans: dict[tuple[str, str], EntryPlan] = {}
-    return _decode_part(json.loads(plan), plans), plans
+    return _decode_part(json.loads(plan))
 
 
-def _decode_part(data: dict[str, Any], plans: dict[tuple[str, str], EntryPlan]) -> r.PreviewResult:
+def _decode_part(data: dict[str, Any]) -> SealedPart:
     problems = tuple(r.Problem(str(a), str(b), str(c), bool(d)) for a, b, c, d in data["problems"])
     by_entry: dict[str, list[r.Problem]] = {}
     for p in problems:
         if p.entry:
             by_entry.setdefault(p.entry, []).append(p)
-    entries = []
-    for sys_id, table, target, action, verdict, reasons, cert, flags, same_as in data["entries"]:
-        entries.append(
-            r.EntryResult(
-                sys_id,
-                table,
-                target,
-                action,
-                verdict,
-                tuple(reasons),
-                cert,
-                tuple(by_entry.get(sys_id, ())),
+    same_as: dict[str, str] = data["same_as"]
+    plans: list[EntryPlan | None] = []
+    for index, digit in enumerate(str(data["flags"])):
+        flags = int(digit, 16)
+        plans.append(
+            EntryPlan(
+                bool(flags & EXISTS),
+                bool(flags & FRIEND),
+                bool(flags & STORED),
+                same_as.get(str(index)),
             )
+            if flags & PARSED
+            else None
         )
-        if flags & PARSED:
-            plans[(data["set"], sys_id)] = EntryPlan(
-                bool(flags & EXISTS), bool(flags & FRIEND), bool(flags & STORED), same_as
-            )
     verdict, reason, certificate, signed_at, expires_at = data["manifest"]
-    return r.PreviewResult(
+    result = r.PreviewResult(
         set_id=data["set"],
         name=data["name"],
         origin_instance=data["origin"],
@@ -255,7 +256,12 @@ def _decode_part(data: dict[str, Any], plans: dict[tuple[str, str], EntryPlan]) 
         manifest=r.ManifestResult(
             r.ManifestVerdict(verdict), reason, certificate, signed_at, expires_at
         ),
-        entries=tuple(entries),
+        entries=(),
         problems=problems,
-        children=tuple(_decode_part(c, plans) for c in data["children"]),
+    )
+    return SealedPart(
+        result,
+        tuple(plans),
+        {k: tuple(v) for k, v in by_entry.items()},
+        tuple(_decode_part(c) for c in data["children"]),
     )

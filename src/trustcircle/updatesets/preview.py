@@ -11,7 +11,7 @@ and otherwise runs :func:`check` again before it applies anything.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 
@@ -29,13 +29,14 @@ from ..signing.receipts import Receipts
 from ..store.bulk import chunks
 from ..store.models import PreviewProblem, RemoteUpdateSet
 from . import _batchcheck, _checks, _facts, _parsing, _seal
-from ._results import ParsedEntry, PreviewResult, Problem
+from ._results import EntryResult, ParsedEntry, PreviewResult, Problem
 from ._seal import InputDigest
 
 LOADED = "loaded"
 PREVIEWED = "previewed"
 COMMITTED = "committed"
 _COPIED: _parsing.Fields = MappingProxyType({})  # commit copies these fields in SQL
+_END = _seal.EntryPlan(False, False, False, "end")  # past the last sealed plan
 
 __all__ = [
     "COMMITTED",
@@ -152,38 +153,79 @@ class Checked:
 
 def sealed(session: Session, row: RemoteUpdateSet, now: dt.datetime, key: bytes) -> Checked | None:
     """What the last preview of *row* found, with parsed entries for commit, when its seal
-    holds: the MAC, the time, and the digest of every input as read now. Else None."""
+    holds: the MAC, the time, and the digest of every input as read now. Else None.
+
+    The result holds the problems and each entry's plan, not the per-entry verdicts.
+    """
     seal = _seal.Seal.parse(key, row.sys_id, row.preview_seal)
     if seal is None or not _seal.holds(seal.checked_at, seal.until, now):
         return None
     try:
-        result, plans = _seal.decode(seal.plan)
+        top = _seal.decode(seal.plan)
     except (ValueError, KeyError, TypeError):
         return None
+    sealed_parts = {p.result.set_id: p for p in (top, *top.children)}
     context = _facts.Context.read(session, now)
     digest = InputDigest()
-    parsed: dict[str, list[ParsedEntry]] = {}
+    built: dict[str, PreviewResult] = {}
     documents: set[str] = set()
     signed: set[tuple[str, str]] = set()
     for part in _parts(session, row):
         _facts.digest_header(part, digest)
+        sealed_part = sealed_parts.get(part.sys_id)
+        if sealed_part is None:
+            return None
         rows = _facts.digested(_facts.entries(session, part.sys_id), digest)
-        out = parsed[part.sys_id] = []
-        for e in rows:
-            signed.add((e.table, e.target_sys_id))
-            plan = plans.get((part.sys_id, e.sys_id))
-            entry = None if plan is None else _replanned(e, plan)
-            if entry is not None:
-                out.append(entry)
-                if entry.signature is not None:
-                    documents.add(entry.signature.document_id)
-    set_ids = list(parsed)
+        result = _rebuilt(sealed_part, rows, signed, documents)
+        if result is None:
+            return None
+        built[part.sys_id] = result
     documents -= {target for _table, target in signed}
-    facts = _facts.read_facts(session, set_ids, context, documents, signed)
+    facts = _facts.read_facts(session, list(built), context, documents, signed)
     _facts.digest_facts(facts, context, digest)
-    if digest.hexdigest() != seal.inputs or len(plans) != sum(map(len, parsed.values())):
+    if digest.hexdigest() != seal.inputs or set(built) != set(sealed_parts):
         return None
-    return Checked(_with_parsed(result, parsed), seal.inputs, seal.checked_at, seal.until)
+    children = tuple(built[c.result.set_id] for c in top.children)
+    result = replace(built[top.result.set_id], children=children)
+    return Checked(result, seal.inputs, seal.checked_at, seal.until)
+
+
+def _rebuilt(
+    part: _seal.SealedPart,
+    rows: Iterable[_parsing.StoredEntry],
+    signed: set[tuple[str, str]],
+    documents: set[str],
+) -> PreviewResult | None:
+    """One part's sealed result with its entries and parsed entries, from its rows in
+    order (None: the rows are not the ones sealed, which the digest then tells too)."""
+    entries: list[EntryResult] = []
+    parsed: list[ParsedEntry] = []
+    plans = iter(part.plans)
+    for e in rows:
+        signed.add((e.table, e.target_sys_id))
+        plan = next(plans, _END)
+        if plan is _END:
+            return None
+        entries.append(
+            EntryResult(
+                e.sys_id,
+                e.table,
+                e.target_sys_id,
+                e.action,
+                problems=part.problems.get(e.sys_id, ()),
+            )
+        )
+        if plan is None:
+            continue
+        entry = _replanned(e, plan)
+        if entry is None:
+            return None
+        parsed.append(entry)
+        if entry.signature is not None:
+            documents.add(entry.signature.document_id)
+    if next(plans, _END) is not _END:
+        return None
+    return replace(part.result, entries=tuple(entries), parsed=tuple(parsed))
 
 
 def _replanned(e: _parsing.StoredEntry, plan: _seal.EntryPlan) -> ParsedEntry | None:
@@ -219,14 +261,6 @@ def _replanned(e: _parsing.StoredEntry, plan: _seal.EntryPlan) -> ParsedEntry | 
         plan.same_as,
         plan.friend,
         plan.stored,
-    )
-
-
-def _with_parsed(result: PreviewResult, parsed: Mapping[str, list[ParsedEntry]]) -> PreviewResult:
-    return replace(
-        result,
-        parsed=tuple(parsed.get(result.set_id, ())),
-        children=tuple(_with_parsed(c, parsed) for c in result.children),
     )
 
 
