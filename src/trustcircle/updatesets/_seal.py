@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from .. import __version__
 from ..signing import CLOCK_SKEW
@@ -64,10 +63,6 @@ class InputDigest:
 
     def hexdigest(self) -> str:
         return self._hash.hexdigest()
-
-
-def certificate_bytes(cert: x509.Certificate) -> str:
-    return cert.public_bytes(serialization.Encoding.DER).hex()
 
 
 # -- the horizon ----------------------------------------------------------------------------
