@@ -187,20 +187,26 @@ class PreviewResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            **self.head_dict(),
+            "entries": [e.to_dict() for e in self.entries],
+            "children": [c.to_dict() for c in self.children],
+        }
+
+    def head_dict(self) -> dict[str, Any]:
+        """:meth:`to_dict` without ``entries`` and ``children`` (for writing them one by one)."""
+        return {
             "sys_id": self.set_id,
             "name": self.name,
             "origin_instance": self.origin_instance,
             "state": self.state,
             "circle_of_trust": self.cot,
             "manifest": self.manifest.to_dict(),
-            "entries": [e.to_dict() for e in self.entries],
             "problems": [p.to_dict() for p in self.problems],
             "blocking": len(self.blocking),
             "acceptable": len(self.acceptable),
             "committable": self.committable(False),
             "committable_with_accept_remote": self.committable(True),
             "summary": self.summary(),
-            "children": [c.to_dict() for c in self.children],
         }
 
     def as_cot(self) -> PreviewResult:
