@@ -25,6 +25,7 @@ from typing import IO, BinaryIO, cast
 
 from ..errors import BadInputError, TrustcircleError
 from ._xml_read import open_file, read_update_set
+from .manifest import payload_sha512
 from .record_xml import parse_payload
 from .xmlformat import ImportLimits, ManifestSignature, UpdateEntry, UpdateSetHeader
 
@@ -111,7 +112,7 @@ def rows(entries: list[UpdateEntry], limits: ImportLimits) -> list[Row]:
                 "target_sys_id": entry.target_sys_id,
                 "action": entry.action,
                 "payload": None if problem is None else entry.payload,
-                "payload_sha512": hashlib.sha512(entry.payload.encode("utf-8")).hexdigest(),
+                "payload_sha512": payload_sha512(entry.payload, entry.sys_id),
                 "fields": fields,
                 "problem": problem,
             }

@@ -7,7 +7,6 @@ local set), ``parent``, ``created_on`` and ``entries``.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -15,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from ..errors import NotFoundError
 from ..store.models import CurrentUpdateSet, RemoteUpdateSet, RemoteUpdateXml, UpdateSet, UpdateXml
+from .manifest import payload_sha512
 
 LOCAL = "local"
 RETRIEVED = "retrieved"
@@ -127,7 +127,7 @@ def describe(session: Session, instance: str, set_id: str, user_id: str | None =
             .order_by(UpdateXml.sys_id)
         )
         entries = [
-            _entry(sid, table, target, action, _sha512(payload))
+            _entry(sid, table, target, action, payload_sha512(payload, sid))
             for sid, table, target, action, payload in rows
         ]
         current = _current_of(session, user_id) == set_id
@@ -160,7 +160,3 @@ def _entry(sid: str, table: str, target: str, action: str, digest: str) -> dict[
         "action": action,
         "payload_sha512": digest,
     }
-
-
-def _sha512(payload: str) -> str:
-    return hashlib.sha512(payload.encode("utf-8")).hexdigest()

@@ -50,14 +50,20 @@ class ManifestEntry:
     @classmethod
     def of(cls, entry: UpdateEntry) -> ManifestEntry:
         """The manifest line of *entry*: SHA-512 of its payload text as UTF-8."""
-        try:
-            data = entry.payload.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise UsageError(
-                f"payload of update entry {entry.sys_id} holds a lone surrogate: not valid text"
-            ) from exc
-        digest = hashlib.sha512(data).hexdigest()
+        digest = payload_sha512(entry.payload, entry.sys_id)
         return cls(entry.sys_id, entry.table, entry.target_sys_id, entry.action, digest)
+
+
+def payload_sha512(payload: str, sys_id: str) -> str:
+    """The ``payload_sha512`` of a manifest line: SHA-512 of entry *sys_id*'s payload text
+    as UTF-8, in lowercase hex."""
+    try:
+        data = payload.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise UsageError(
+            f"payload of update entry {sys_id} holds a lone surrogate: not valid text"
+        ) from exc
+    return hashlib.sha512(data).hexdigest()
 
 
 def manifest_payload(
