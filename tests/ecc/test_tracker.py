@@ -231,3 +231,28 @@ def test_decide_checks_only_the_innermost_frames_and_the_taint() -> None:
     exempt = decide([bad], None, "alpha", TrackerSettings(exclusions=frozenset({"alpha"})))
     assert exempt.notarize
     assert exempt.exempt
+
+
+def test_trust_judged_before_a_job_began_writing_is_judged_again(prod: Prod) -> None:
+    """Stale trust: a job's run reads without the lock until its first write (here a
+    records write, not the tracker's); a certificate removed meanwhile must count."""
+    from sqlalchemy import delete
+
+    from trustcircle.platform.context import Instance
+    from trustcircle.store.models import Certificate
+
+    frame = _signed_job(prod)
+    inst = Instance.open(prod.home)
+    try:
+        with inst.operation(prod.admin_token, "job.execute", "test", deferred=True) as op:
+            tracker = Tracker(op)
+            assert tracker.judge(frame).valid, "judged on what was read without the lock"
+            with prod.op() as other:  # another writer goes ahead meanwhile
+                other.session.execute(
+                    delete(Certificate).where(Certificate.module == "cm_code_signing")
+                )
+            op.begin_writing()  # what records.insert does before the script's first write
+            sys_id = tracker.enqueue([frame], AGENT, "Command", "probe", COMMAND, None)
+    finally:
+        inst.close()
+    assert _row(prod, sys_id)["notarization"] is None

@@ -64,11 +64,12 @@ def execute_job(
     """Run job *name* once its prerequisites pass now; apply what it asked, or nothing.
 
     In a ``deferred`` operation the run only reads until the script's first write (the
-    instance's other writers are not held up meanwhile); the prerequisites are judged
+    instance's other writers are not held up meanwhile), so the prerequisites are judged
     again once the operation holds the write lock, before anything is applied.
     """
     job = find_job(op.session, name)
     op.target = f"{JOB_TABLE}:{job.sys_id}"
+    unlocked = op.reading  # judged without the lock: others may change it meanwhile
     report = evaluate(op.session, op.instance, op.actor, op.now, job)
     sig = _refuse_unless_ok(report)
     script = job.fields.get("script") or ""
@@ -85,7 +86,8 @@ def execute_job(
             "nothing was applied; fix the job on the trusted instance and export it again"
         )
     op.begin_writing()  # under the write lock from here (if not since the script's first write)
-    report, sig = _still_ok(op, job.sys_id, script, sig)
+    if unlocked:
+        report, sig = _still_ok(op, job.sys_id, script, sig)
     changed, sequence = _apply(op, report, sig, run)
     execution = new_sys_id()
     op.session.add(

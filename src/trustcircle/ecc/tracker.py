@@ -158,8 +158,14 @@ class Tracker:
     def __init__(self, op: Operation, clock: Clock | None = None) -> None:
         self._op = op
         self._clock = clock or op.instance.clock
-        self._judged: dict[tuple[str, str, str], Judgement] = {}
+        # A taint describes an include that already ran: it outlives a change of data.
         self._taint: Judgement | None = None
+        self._forget()
+
+    def _forget(self) -> None:
+        """Drop everything worked out from the data read so far (see :meth:`_current`)."""
+        self._epoch = self._op.epoch
+        self._judged: dict[tuple[str, str, str], Judgement] = {}
         self._verifier: RecordVerifier | None = None
         self._signable: frozenset[str] = frozenset()
         self._settings: TrackerSettings | None = None
@@ -167,6 +173,12 @@ class Tracker:
         self._key_problem: str | None = None
         self._validity: dt.timedelta | None = None
         self._trust_map: dict[Fingerprint, CertTrust] | None = None
+
+    def _current(self) -> None:
+        """Forget what was worked out before the operation began writing (a job's run reads
+        without the lock until its first write, whoever makes it, and sees newer data then)."""
+        if self._op.epoch != self._epoch:
+            self._forget()
 
     @property
     def settings(self) -> TrackerSettings:
@@ -176,21 +188,9 @@ class Tracker:
 
     # -- judging scripts ------------------------------------------------------------
 
-    def _writing(self) -> None:
-        """Before a write: when that ends the operation's reading phase (a job's script
-        that wrote nothing yet), forget what was judged on the data read until then."""
-        if self._op.begin_writing():
-            self._judged.clear()
-            self._verifier = None
-            self._signable = frozenset()
-            self._settings = None
-            self._key = None
-            self._key_problem = None
-            self._validity = None
-            self._trust_map = None
-
     def judge_record(self, record: Record) -> Judgement:
         """The verdict of *record* as it is now, for any purpose its table allows."""
+        self._current()
         fields_key = json.dumps(record.fields, sort_keys=True)
         key = (record.table, record.sys_id, fields_key)
         cached = self._judged.get(key)
@@ -198,9 +198,10 @@ class Tracker:
             return cached
         session = self._op.session
         if self._verifier is None:
-            trust = cast(Mapping[str, CertTrust], self._trust())
-            self._verifier = signatures.verifier(session, self._clock(), trust=trust)
-            self._signable = frozenset(signatures.configurations(session))
+            trust = cast(Mapping[Fingerprint, CertTrust], self._trust())
+            configs = signatures.configurations(session)
+            self._verifier = RecordVerifier(trust, configs, self._clock())
+            self._signable = frozenset(configs)
         name = record.fields.get("name") or record.fields.get("api_name") or ""
         if record.table not in self._signable:
             judgement = Judgement(
@@ -267,7 +268,8 @@ class Tracker:
     ) -> str:
         """Put one message on the queue, notarized when the stack allows; its sys_id."""
         op = self._op
-        self._writing()
+        op.begin_writing()
+        self._current()
         message = self._message(agent, topic, name, payload, source)
         checked = stack[-self.settings.tracking_length :]  # decide() looks no further
         decision = decide(
@@ -336,7 +338,6 @@ class Tracker:
         self, message: queue.NewMessage, sys_id: str, event: str, problem: str
     ) -> None:
         op = self._op
-        self._writing()
         if self.settings.fail_fast:
             text = (
                 f"ECC message to {message.agent} ({message.topic}) refused (fail_fast): "
@@ -354,7 +355,6 @@ class Tracker:
     def _log(
         self, message: queue.NewMessage, sys_id: str, level: str, event: str, text: str
     ) -> None:
-        self._writing()
         entry = self._entry(message, sys_id, level, event, text)
         cslog.add(self._op.session, entry, format_ts(self._clock()))
 

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from .._time import Clock, format_ts, system_clock
 from .._types import Timestamp
 from ..errors import NotAuthenticatedError, NotAuthorisedError, PolicyError, RefusedError
-from ..store import Database, begin_writing, check_schema, open_database
+from ..store import Database, begin_writing, check_schema, is_reading, open_database
 from . import audit
 from .home import MASTER_KEY, InstanceConfig, InstanceRole, load_config
 from .roles import authorize, missing_roles
@@ -51,16 +51,25 @@ class Operation:
     detail: dict[str, object] = field(default_factory=dict)
     changes: list[Change] = field(default_factory=list)
     """Record changes made so far; update-set capture records them before commit."""
+    epoch: int = 0
+    """How often the data this operation sees was renewed (see :meth:`begin_writing`)."""
 
     @property
     def ts(self) -> Timestamp:
         return format_ts(self.now)
 
-    def begin_writing(self) -> bool:
-        """From here on this operation may write. True when that ended a ``deferred``
-        operation's reading phase: it now holds the lock and sees the newest data (objects
-        it loaded are read again; anything derived from them should be too)."""
-        return begin_writing(self.session)
+    def begin_writing(self) -> None:
+        """From here on this operation may write. In a ``deferred`` operation the first call
+        ends the reading phase: it takes the lock and sees the newest data, objects it
+        loaded are read again, and :attr:`epoch` moves on, so that anything derived from
+        what was read before can tell it is stale."""
+        if begin_writing(self.session):
+            self.epoch += 1
+
+    @property
+    def reading(self) -> bool:
+        """True while a ``deferred`` operation has read without the write lock."""
+        return is_reading(self.session)
 
     def changed(
         self, table: str, sys_id: str, action: str, fields: Mapping[str, str | None]

@@ -25,7 +25,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import NoSuchModuleError as _NoSuchModule
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..errors import BadInputError, UsageError
+from ..errors import BadInputError, TrustcircleError, UsageError
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -94,8 +94,8 @@ def begin_writing(session: Session) -> bool:
     newest data, and hold the lock until the end; True when it did. A no-op (False) for
     any other transaction.
 
-    The reading phase must not have written (a programming error, raised as
-    :class:`UsageError`: the transaction is then rolled back). Every loaded object is
+    The reading phase must not have written (a programming error, raised as a plain
+    :class:`TrustcircleError`: the transaction is then rolled back). Every loaded object is
     expired, so what was read before is read again under the lock.
     """
     before = session.info.pop(_READING, None)
@@ -103,11 +103,17 @@ def begin_writing(session: Session) -> bool:
         return False
     conn = session.connection()
     if session.new or session.dirty or session.deleted or _changes(conn) != before:
-        raise UsageError("a deferred transaction changed data before it began writing")
+        # a programming error, not the user's: nothing is applied (the caller rolls back)
+        raise TrustcircleError("a deferred transaction changed data before it began writing")
     conn.exec_driver_sql("COMMIT")  # ends the read snapshot; nothing was written
     conn.exec_driver_sql("BEGIN IMMEDIATE")
     session.expire_all()
     return True
+
+
+def is_reading(session: Session) -> bool:
+    """True while a ``deferred`` transaction reads without the write lock."""
+    return _READING in session.info
 
 
 def _changes(conn: Any) -> int:
