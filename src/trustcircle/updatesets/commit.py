@@ -38,12 +38,12 @@ from ..store.models import (
     fields_json,
 )
 from . import _results as r
+from ._facts import Context
 from .preview import (
     COMMITTED,
+    Keys,
     check,
     get_retrieved,
-    receipts_of,
-    seal_key,
     sealed,
     store_problems,
 )
@@ -125,11 +125,13 @@ def commit_set(op: Operation, set_id: str, accept_remote: bool) -> CommitResult:
                 f"{part.name!r} ({part.sys_id}) is already committed (on {part.committed_on} by "
                 f"{part.committed_by}): a committed update set cannot be committed again"
             )
-    checked = sealed(op.session, row, op.now, seal_key(op))
+    keys = Keys.of(op)
+    context = Context.read(op.session, op.now)  # for the seal and, if it fails, the check
+    checked = sealed(op.session, row, op.now, keys.seal, context)
     how = "preview's sealed result" if checked is not None else "checked again in full"
     op.detail = {"update_set": row.sys_id, "checks": how}
     if checked is None:
-        checked = check(op.session, row, op.now, receipts=receipts_of(op, row))
+        checked = check(op.session, row, op.now, receipts=keys.receipts_of(row), context=context)
     result = checked.result
     _refuse_unless_committable(result, accept_remote)
     store_problems(op.session, result, accepted=accept_remote)

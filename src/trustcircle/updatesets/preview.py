@@ -42,12 +42,11 @@ __all__ = [
     "COMMITTED",
     "PREVIEWED",
     "Checked",
+    "Keys",
     "PreviewResult",
     "check",
     "get_retrieved",
     "preview_set",
-    "receipts_of",
-    "seal_key",
     "sealed",
 ]
 
@@ -56,13 +55,14 @@ def preview_set(op: Operation, set_id: str) -> PreviewResult:
     """Check retrieved set *set_id* (a batch parent: the whole batch), replace its problem
     records, receipts and seal, and mark it previewed (a committed set is only reported on)."""
     row = get_retrieved(op.session, set_id)
-    receipts = receipts_of(op, row)
+    keys = Keys.of(op)
+    receipts = keys.receipts_of(row)
     checked = check(op.session, row, op.now, receipts=receipts)
     result = checked.result
     store_problems(op.session, result, accepted=False)
     if row.state != COMMITTED:
         row.receipts = receipts.stored() or None
-        row.preview_seal = checked.seal().stored(seal_key(op))
+        row.preview_seal = checked.seal().stored(keys.seal)
     for sid in _set_ids(result):
         target = op.session.get(RemoteUpdateSet, sid)
         if target is not None and target.state != COMMITTED:
@@ -98,15 +98,22 @@ def get_retrieved(session: Session, set_id: str) -> RemoteUpdateSet:
     return row
 
 
-def receipts_of(op: Operation, row: RemoteUpdateSet) -> Receipts:
-    """The verification receipts the last preview of *row* stored, under this instance's key."""
-    key = MasterKey.load(op.instance.master_key_path).derive(RECEIPTS)
-    return Receipts.parse(key, row.receipts)
+@dataclass(frozen=True)
+class Keys:
+    """This instance's keys for verification receipts and preview seals."""
 
+    receipts: bytes
+    seal: bytes
 
-def seal_key(op: Operation) -> bytes:
-    """This instance's key for preview seals."""
-    return MasterKey.load(op.instance.master_key_path).derive(_seal.PURPOSE)
+    @classmethod
+    def of(cls, op: Operation) -> Keys:
+        """Both keys, derived from the master key (read once)."""
+        master = MasterKey.load(op.instance.master_key_path)
+        return cls(master.derive(RECEIPTS), master.derive(_seal.PURPOSE))
+
+    def receipts_of(self, row: RemoteUpdateSet) -> Receipts:
+        """The verification receipts the last preview of *row* stored."""
+        return Receipts.parse(self.receipts, row.receipts)
 
 
 def check(
@@ -115,14 +122,16 @@ def check(
     now: dt.datetime,
     *,
     receipts: Receipts | None = None,
+    context: _facts.Context | None = None,
 ) -> Checked:
     """Run the checklist on *row* and, when it is a batch parent, on every child with it.
 
     The result keeps the parsed entries for commit to apply. Signatures a receipt
     vouches for are not verified again; the ones verified are added to it. The
-    returned :class:`Checked` also says what a seal of the result binds.
+    returned :class:`Checked` also says what a seal of the result binds. *context*, when
+    given, was read in this transaction at *now*.
     """
-    context = _facts.Context.read(session, now)
+    context = context or _facts.Context.read(session, now)
     digest = InputDigest()
     parts = [_facts.read_input(session, r, context, digest) for r in _parts(session, row)]
     set_ids = [p.header.sys_id for p in parts]
@@ -151,7 +160,13 @@ class Checked:
         )
 
 
-def sealed(session: Session, row: RemoteUpdateSet, now: dt.datetime, key: bytes) -> Checked | None:
+def sealed(
+    session: Session,
+    row: RemoteUpdateSet,
+    now: dt.datetime,
+    key: bytes,
+    context: _facts.Context | None = None,
+) -> Checked | None:
     """What the last preview of *row* found, with parsed entries for commit, when its seal
     holds: the MAC, the time, and the digest of every input as read now. Else None.
 
@@ -165,7 +180,7 @@ def sealed(session: Session, row: RemoteUpdateSet, now: dt.datetime, key: bytes)
     except (ValueError, KeyError, TypeError):
         return None
     sealed_parts = {p.result.set_id: p for p in (top, *top.children)}
-    context = _facts.Context.read(session, now)
+    context = context or _facts.Context.read(session, now)
     digest = InputDigest()
     built: dict[str, PreviewResult] = {}
     documents: set[str] = set()
