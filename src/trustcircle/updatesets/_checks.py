@@ -36,6 +36,7 @@ from cryptography import x509
 
 from .._types import Fingerprint
 from ..crypto import ChainValidator
+from ..platform.rows import CERTIFICATE_TABLE
 from ..signing import (
     CIRCLE_OF_TRUST,
     SIGNATURE_TABLE,
@@ -47,7 +48,7 @@ from ..signing import (
     Verdict,
 )
 from . import _results as r
-from ._parsing import CERTIFICATE_TABLE, ParsedSet, Work
+from ._parsing import ParsedSet, Work
 from ._trust import carried_trust, judge_manifest
 from ._verdicts import Job, signature_problem, verify_all
 from .manifest import ManifestEntry

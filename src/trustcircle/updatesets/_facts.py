@@ -50,7 +50,6 @@ from .xmlformat import ImportLimits, ManifestSignature, UpdateSetHeader
 
 _IN_CHUNK = 500
 _FETCH = 256
-_POLICY_TABLE = "cot_policy_statement"
 
 
 @dataclass(frozen=True)
@@ -183,9 +182,7 @@ def local_records(
     """Every local record under a sys_id an entry of *set_ids* targets, or one of *others*,
     whatever table keeps it: one query per table for the targets (a join on the entries),
     and chunks of *others*."""
-    targeted = select(RemoteUpdateXml.target_sys_id).where(
-        RemoteUpdateXml.remote_update_set.in_(set_ids)
-    )
+    targeted = _targeted(set_ids)
     out: dict[str, _checks.LocalRecord] = {}
     where: list[Select[str] | Sequence[str]] = [targeted]
     where.extend(chunks(sorted(others), _IN_CHUNK))
@@ -196,7 +193,7 @@ def local_records(
             ).where(SysRecord.sys_id.in_(ids))
         ):
             out[sid] = _checks.LocalRecord(
-                table, updated_on, json.loads(fields), cot=table == _POLICY_TABLE
+                table, updated_on, json.loads(fields), cot=table == _checks.POLICY_TABLE
             )
         for sig in session.scalars(
             select(RecordSignatureRow).where(RecordSignatureRow.sys_id.in_(ids))
@@ -215,11 +212,8 @@ def local_signatures(
     session: Session, set_ids: Sequence[str], targets: Collection[tuple[str, str]]
 ) -> dict[tuple[str, str], list[SignatureRecord]]:
     """Local signatures of *targets* (the entries of *set_ids*), in one query."""
-    targeted = select(RemoteUpdateXml.target_sys_id).where(
-        RemoteUpdateXml.remote_update_set.in_(set_ids)
-    )
     out: dict[tuple[str, str], list[SignatureRecord]] = defaultdict(list)
-    stmt = select(RecordSignatureRow).where(RecordSignatureRow.document_id.in_(targeted))
+    stmt = select(RecordSignatureRow).where(RecordSignatureRow.document_id.in_(_targeted(set_ids)))
     for row in session.scalars(stmt):
         key = (row.table_name, SysId(row.document_id))
         if key not in targets:
@@ -230,6 +224,13 @@ def local_signatures(
             continue  # a malformed local signature proves nothing
         out[key].append(sig)
     return dict(out)
+
+
+def _targeted(set_ids: Sequence[str]) -> Select[str]:
+    """The sys_ids the entries of *set_ids* target, as a subquery."""
+    return select(RemoteUpdateXml.target_sys_id).where(
+        RemoteUpdateXml.remote_update_set.in_(set_ids)
+    )
 
 
 def read_facts(

@@ -17,13 +17,13 @@ from typing import NamedTuple
 
 from ..crypto import fingerprint_of, is_ca, load_pem_certificate
 from ..errors import BadInputError, TrustcircleError
+from ..platform.rows import CERTIFICATE_TABLE
 from ..signing import CIRCLE_OF_TRUST, SIGNATURE_TABLE, SignatureRecord, Verdict
 from . import _results as r
 from ._trust import CarriedCertificate
 from .record_xml import parse_payload
 from .xmlformat import ImportLimits, UpdateEntry
 
-CERTIFICATE_TABLE = "sys_certificate"
 IN_SIGNATURE: Fields = MappingProxyType({})
 _SHARED_MAX = 100
 Fields = Mapping[str, str | None]

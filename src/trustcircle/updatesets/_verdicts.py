@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 from ..errors import TrustcircleError
 from ..signing import RecordVerifier, SignatureRecord, Verdict
+from ..store.bulk import chunks
 
 THREADS = 2
 _CHUNK = 256
@@ -40,12 +41,12 @@ def verify_all(
     jobs: Sequence[Job], verifier: RecordVerifier, threads: int = THREADS
 ) -> list[Outcome | str]:
     """Each job's outcome, in order, or the message of why it cannot be judged."""
-    chunks = [jobs[i : i + _CHUNK] for i in range(0, len(jobs), _CHUNK)]
-    if len(chunks) <= 1 or threads <= 1:
-        return [item for chunk in chunks for item in _run(verifier, chunk)]
+    parts = list(chunks(jobs, _CHUNK))
+    if len(parts) <= 1 or threads <= 1:
+        return [item for part in parts for item in _run(verifier, part)]
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="verify") as pool:
-        done = pool.map(lambda chunk: _run(verifier, chunk), chunks)
-        return [item for part in done for item in part]
+        done = pool.map(lambda part: _run(verifier, part), parts)
+        return [item for outcomes in done for item in outcomes]
 
 
 def _run(verifier: RecordVerifier, chunk: Sequence[Job]) -> list[Outcome | str]:

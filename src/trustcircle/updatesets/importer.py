@@ -151,8 +151,7 @@ class _Store:
         self.signature: ManifestSignature | None = None
 
     def rows(self, rows: list[dict[str, str | None]]) -> None:
-        if self.header is None:  # the reader yields the header first; never store orphans
-            raise BadInputError(f"update set file {str(self.path)!r} holds no update set")
+        assert self.header is not None, "the reader yields the header before any entry"
         insert_many(self.op.session, _ENTRIES, rows)
 
     def start(self, header: UpdateSetHeader) -> None:
@@ -204,8 +203,7 @@ class _Store:
 
     def finish(self, end: End) -> ImportResult:
         header, signature = self.header, self.signature
-        if header is None:  # the reader refuses such a file; never store a headless set
-            raise BadInputError(f"update set file {str(self.path)!r} holds no update set")
+        assert header is not None, "parse_file refuses a headless file before its end"
         self.op.session.execute(
             update(RemoteUpdateSet)
             .where(RemoteUpdateSet.sys_id == header.sys_id)
