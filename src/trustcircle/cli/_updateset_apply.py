@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -84,35 +82,8 @@ def _emit_report(result: PreviewResult) -> None:
     if result.entry_count <= MAX_ROWS:
         emit_json(result.to_dict())
         return
-    write_report(result, sys.stdout.write)
+    result.write_json(sys.stdout.write)
     sys.stdout.write("\n")
-
-
-def write_report(part: PreviewResult, write: Callable[[str], object]) -> None:
-    """``part.to_dict()`` as compact JSON with sorted keys (indenting 20,000 entries costs
-    seconds), written an entry at a time: the report is never held as one text."""
-    head = part.head_dict()
-    write("{")
-    for i, key in enumerate(sorted([*head, "children", "entries"])):
-        write(("," if i else "") + json.dumps(key) + ":")
-        if key == "entries":
-            write("[")
-            for j, entry in enumerate(part.entries):
-                write(("," if j else "") + _compact(entry.to_dict()))
-            write("]")
-        elif key == "children":
-            write("[")
-            for j, child in enumerate(part.children):
-                write("," if j else "")
-                write_report(child, write)
-            write("]")
-        else:
-            write(_compact(head[key]))
-    write("}")
-
-
-def _compact(value: object) -> str:
-    return json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
 
 
 def _print_part(part: PreviewResult) -> None:

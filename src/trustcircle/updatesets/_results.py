@@ -8,7 +8,8 @@ depends on whether the set carries Circle-of-Trust material (see :func:`is_block
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -192,8 +193,30 @@ class PreviewResult:
             "children": [c.to_dict() for c in self.children],
         }
 
+    def write_json(self, write: Callable[[str], object]) -> None:
+        """:meth:`to_dict` as compact JSON with sorted keys, written an entry at a time (a
+        20,000-entry report is never held as one text)."""
+        head = self.head_dict()
+        write("{")
+        for i, key in enumerate(sorted([*head, "children", "entries"])):
+            write(("," if i else "") + json.dumps(key) + ":")
+            if key == "entries":
+                write("[")
+                for j, entry in enumerate(self.entries):
+                    write(("," if j else "") + _compact(entry.to_dict()))
+                write("]")
+            elif key == "children":
+                write("[")
+                for j, child in enumerate(self.children):
+                    write("," if j else "")
+                    child.write_json(write)
+                write("]")
+            else:
+                write(_compact(head[key]))
+        write("}")
+
     def head_dict(self) -> dict[str, Any]:
-        """:meth:`to_dict` without ``entries`` and ``children`` (for writing them one by one)."""
+        """:meth:`to_dict` without ``entries`` and ``children``."""
         return {
             "sys_id": self.set_id,
             "name": self.name,
@@ -222,6 +245,10 @@ class PreviewResult:
             set_wide.append(missing_manifest_problem())
         problems = tuple(set_wide) + tuple(p for e in entries for p in e.problems)
         return replace(self, cot=True, entries=entries, problems=problems)
+
+
+def _compact(value: object) -> str:
+    return json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
 
 
 def _as_cot(problem: Problem) -> Problem:

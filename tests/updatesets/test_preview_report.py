@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-from trustcircle.cli._updateset_apply import write_report
 from trustcircle.updatesets._results import (
     EntryResult,
     ManifestResult,
@@ -44,7 +43,7 @@ def _part(name: str, entries: int, children: tuple[PreviewResult, ...] = ()) -> 
 def test_streamed_report_equals_the_whole_document() -> None:
     batch = _part("batch", 0, (_part("batch [1/2]", 700), _part("batch [2/2]", 3), _part("x", 0)))
     pieces: list[str] = []
-    write_report(batch, pieces.append)
+    batch.write_json(pieces.append)
     whole = json.dumps(batch.to_dict(), sort_keys=True, default=str, separators=(",", ":"))
     assert "".join(pieces) == whole
     assert len(pieces) > 700, "written an entry at a time"
