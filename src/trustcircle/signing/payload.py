@@ -18,12 +18,13 @@ from trustcircle._types import Fingerprint, Timestamp
 from trustcircle.errors import UsageError
 
 from .canonical import _json_string, canonical_json
+from .model import MAX_SIGNED_FIELDS
 
 RECORD_SIGNATURE_FORMAT = "trustcircle.record-signature/v1"
 
 _FORMAT_JSON = _json_string(RECORD_SIGNATURE_FORMAT)
-_CACHED_NAMES = 64
-"""Longest ``signed_fields`` tuple whose JSON keys are cached (MAX_SIGNED_FIELDS)."""
+_CACHED_NAMES = MAX_SIGNED_FIELDS
+"""Longest ``signed_fields`` tuple whose JSON keys are cached."""
 _EXACT_STR = frozenset({str})
 
 

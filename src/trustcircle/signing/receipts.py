@@ -17,7 +17,7 @@ Pure apart from the key handed in; safe to use from the verification threads.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from .._types import Fingerprint
 
@@ -47,20 +47,17 @@ class Receipts:
         head = f"{certificate}\n{len(signature)}\n".encode("ascii", "replace")
         return hmac.digest(self._key, head + signature + payload, "sha256").hex()[:_TOKEN_HEX]
 
-    def verified(self, certificate: Fingerprint, signature: bytes, payload: bytes) -> bool:
-        """True when a receipt says the certificate's key verified *signature* over *payload*
-        (the receipt is then kept among those :meth:`stored` returns)."""
-        if not self._known:
-            return False
+    def check(
+        self, certificate: Fingerprint, signature: bytes, payload: bytes, verify: Callable[[], bool]
+    ) -> bool:
+        """True when a receipt says the certificate's key verified *signature* over
+        *payload*, or else when *verify()* (the public-key check) says so now; either way
+        the receipt is kept among those :meth:`stored` returns."""
         token = self._token(certificate, signature, payload)
-        if token not in self._known:
+        if token not in self._known and not verify():
             return False
         self._made.add(token)
         return True
-
-    def add(self, certificate: Fingerprint, signature: bytes, payload: bytes) -> None:
-        """Record that the certificate's key has just verified *signature* over *payload*."""
-        self._made.add(self._token(certificate, signature, payload))
 
     def stored(self) -> str:
         """The receipts made since creation, as stored text (sorted, one per line)."""

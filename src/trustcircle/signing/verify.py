@@ -299,12 +299,12 @@ class RecordVerifier:
         receipts = self._receipts
         if receipts is None:
             return algorithms.verify(algorithm, cert.public_key, raw, data)
-        if receipts.verified(sig.certificate, raw, data):
-            return True
-        if not algorithms.verify(algorithm, cert.public_key, raw, data):
-            return False
-        receipts.add(sig.certificate, raw, data)
-        return True
+        return receipts.check(
+            sig.certificate,
+            raw,
+            data,
+            lambda: algorithms.verify(algorithm, cert.public_key, raw, data),
+        )
 
 
 def _payload(sig: SignatureRecord, fields: Mapping[str, str | None]) -> bytes | None:
