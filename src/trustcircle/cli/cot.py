@@ -8,8 +8,6 @@ import typer
 from sqlalchemy import select
 
 from .. import cot
-from ..cot.prereq import SIGNATURE_CHECKS
-from ..errors import PolicyError, VerificationError
 from ..jobs import JOB_TABLE, find_job, job_summary, list_jobs
 from ..jobs.runner import DEFAULT_TIME_LIMIT, MAX_TIME_LIMIT
 from ..platform import signatures
@@ -212,7 +210,8 @@ def job_prereq_check(
     token_file: TokenOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Check every prerequisite of executing a signed job; exit 1 if any fails."""
+    """Check every prerequisite of executing a signed job; exit as `job execute` would
+    refuse if any fails (3 without the roles, else 1)."""
     with operation(home, token_file, "job.read", write=False) as op:
         report = cot.prereq_check(op, name)
     if json_out:
@@ -229,10 +228,9 @@ def job_prereq_check(
     failed = report.failed
     if failed:
         names = ", ".join(c.name for c in failed)
-        message = f"prerequisite check of {report.name!r} failed: {names}; fix these first"
-        if any(c.name in SIGNATURE_CHECKS for c in failed):
-            raise VerificationError(message)
-        raise PolicyError(message)
+        raise report.refusal(
+            f"prerequisite check of {report.name!r} failed: {names}; fix these first"
+        )
 
 
 def job_execute(

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from .._time import format_ts
 from .._types import Fingerprint, new_sys_id
 from ..ecc.scriptapi import instance_api
-from ..errors import NotAuthorisedError, PolicyError, RefusedError, VerificationError
+from ..errors import PolicyError, RefusedError
 from ..jobs.model import JOB_TABLE, find_job
 from ..jobs.runner import DEFAULT_TIME_LIMIT, Frame, RunResult, codesigning_api, run_script
 from ..platform import properties
@@ -28,7 +28,7 @@ from ..signing import SignatureRecord
 from ..store.models import JobExecution, PolicyStatementRow
 from .friends import friend_trust, list_friends
 from .policy import Statement
-from .prereq import SIGNATURE_CHECKS, Check, PrereqReport, evaluate
+from .prereq import Check, PrereqReport, evaluate
 
 MAX_STORED_OUTPUT = 64 * 1024
 _REQUESTS = {"turn_on": "on", "turn_off": "off"}
@@ -134,13 +134,7 @@ def _refuse_unless_ok(report: PrereqReport) -> SignatureRecord:
         return report.signature
     failed = report.failed or (Check("signature_valid", False, "no verified signature"),)
     summary = "; ".join(f"{c.name}: {c.reason}" for c in failed)
-    message = f"job {report.name!r} refused ({summary}); nothing was applied"
-    roles = [c for c in failed if c.name == "user_roles"]
-    if roles:
-        raise NotAuthorisedError(message, (report.action,))
-    if any(c.name in SIGNATURE_CHECKS for c in failed):
-        raise VerificationError(message)
-    raise PolicyError(message)
+    raise report.refusal(f"job {report.name!r} refused ({summary}); nothing was applied")
 
 
 def _apply(

@@ -17,7 +17,13 @@ from sqlalchemy.orm import Session
 
 from .._time import format_ts, parse_ts
 from .._types import Fingerprint
-from ..errors import BadInputError
+from ..errors import (
+    BadInputError,
+    NotAuthorisedError,
+    PolicyError,
+    TrustcircleError,
+    VerificationError,
+)
 from ..jobs.model import JOB_TABLE, find_job, policy_state
 from ..platform import properties, signatures
 from ..platform.context import Instance, Operation
@@ -91,6 +97,17 @@ class PrereqReport:
     @property
     def failed(self) -> tuple[Check, ...]:
         return tuple(c for c in self.checks if not c.ok)
+
+    def refusal(self, message: str) -> TrustcircleError:
+        """The error refusing this job with *message*, by the kind of check that failed:
+        missing roles first (not authorised), then a signature check (verification),
+        else policy. ``job prereq-check`` and ``job execute`` fail alike."""
+        failed = {c.name for c in self.failed} or {"signature_valid"}
+        if "user_roles" in failed:
+            return NotAuthorisedError(message, (self.action,))
+        if failed & SIGNATURE_CHECKS:
+            return VerificationError(message)
+        return PolicyError(message)
 
     def to_dict(self) -> dict[str, object]:
         st = self.statement
