@@ -35,8 +35,15 @@ class Prod:
     cli: Cli
 
     @contextmanager
-    def op(self, action: str = "record.write", token: str | None = None) -> Iterator[Operation]:
-        inst = Instance.open(self.home)
+    def op(
+        self,
+        action: str = "record.write",
+        token: str | None = None,
+        *,
+        later: dt.timedelta = dt.timedelta(0),
+    ) -> Iterator[Operation]:
+        """An operation as the holder of *token* (default: admin), *later* than now."""
+        inst = Instance.open(self.home, lambda: system_clock() + later)
         try:
             with inst.operation(token or self.admin_token, action, "test") as op:
                 yield op

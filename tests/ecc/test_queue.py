@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from typing import Any
 
@@ -157,3 +158,58 @@ def test_malformed_agent_and_topic_are_refused(prod: Prod) -> None:
     for agent, topic in (("alpha", "Command"), ("mid.server.", "Command"), (AGENT, "a b")):
         with pytest.raises(UsageError):
             queue.check_message(agent, topic, None, None, None)
+
+
+TIMEOUT = dt.timedelta(seconds=3900)  # trustcircle.ecc.result_timeout's default
+
+
+def test_claim_of_a_mid_that_stopped_ends_in_error_and_never_runs_again(prod: Prod) -> None:
+    alpha, beta = prod.mid_token("alpha-account"), prod.mid_token("beta-account")
+    prod.add_mid("alpha", alpha)
+    prod.add_mid("beta", beta)
+    (sys_id,) = _insert(prod, 1)
+    _claim(prod, alpha)
+    with prod.op("ecc.read", later=TIMEOUT - dt.timedelta(seconds=60)) as op:
+        (waiting,) = service.list_messages(op, agent=AGENT)
+        assert (waiting.state, waiting.claimed_by) == ("processing", "alpha")
+    with prod.op("ecc.read", later=TIMEOUT + dt.timedelta(seconds=60)) as op:
+        (ended,) = service.list_messages(op, agent=AGENT)
+        assert ended.state == "error"
+        assert "no result from MID alpha within 3900 s" in ended.error_string
+        assert "not run again" in ended.error_string
+    with prod.op("mid.agent", beta, later=TIMEOUT + dt.timedelta(seconds=90)) as op:
+        assert service.claim(op, "mid.server.beta", 20) == []
+        assert queue.get(op.session, sys_id).state == "error"  # not ready for anyone
+    with prod.op("codesigning.log") as op:
+        logged = cslog.list_entries(op.session, source=cslog.INSTANCE)
+    assert [(e["event"], e["ecc"], e["level"]) for e in logged if e["ecc"] == sys_id] == [
+        ("result_timeout", sys_id, "error")
+    ]
+
+
+def test_late_result_of_the_claiming_mid_replaces_the_expiry_once(prod: Prod) -> None:
+    token = prod.mid_token()
+    prod.add_mid("alpha", token)
+    (sys_id,) = _insert(prod, 1)
+    _claim(prod, token)
+    with prod.op("ecc.read", later=TIMEOUT + dt.timedelta(seconds=1)) as op:
+        assert service.expire_claims(op) == 1
+    (posted,) = _post(prod, token, (sys_id, _done("late but real\n")))
+    assert posted["state"] == "processed"
+    with prod.op("ecc.read") as op:
+        shown: dict[str, Any] = service.show(op, sys_id)
+    assert (shown["message"]["state"], shown["message"]["error_string"]) == ("processed", "")
+    assert shown["response"]["payload"] == "late but real\n"
+    with pytest.raises(RefusedError, match="already has a result"):
+        _post(prod, token, (sys_id, _done("again")))
+
+
+def test_a_result_in_time_is_never_expired(prod: Prod) -> None:
+    token = prod.mid_token()
+    prod.add_mid("alpha", token)
+    (sys_id,) = _insert(prod, 1)
+    _claim(prod, token)
+    _post(prod, token, (sys_id, _done()))
+    with prod.op("ecc.read", later=TIMEOUT * 2) as op:
+        assert service.expire_claims(op) == 0
+        assert queue.get(op.session, sys_id).state == "processed"

@@ -97,8 +97,8 @@ def list_(
     with operation(home, token_file, "ecc.read", write=False) as op:
         rows = [
             ecc_queue.to_dict(r)
-            for r in ecc_queue.list_messages(
-                op.session, agent=agent, state=state, queue=queue, limit=limit
+            for r in service.list_messages(
+                op, agent=agent, state=state, queue_name=queue, limit=limit
             )
         ]
     if json_out:

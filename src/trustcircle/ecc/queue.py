@@ -4,7 +4,10 @@ Claiming is atomic: the rows are selected ``FOR UPDATE SKIP LOCKED`` (PostgreSQL
 transactions are ``BEGIN IMMEDIATE`` already, so one writer at a time) and moved from
 ``ready`` to ``processing`` in the same transaction, so two MIDs never get one message.
 A result is accepted once per claim: only a ``processing`` message takes one, and a
-second result is refused (409). Nothing here notarizes: see :mod:`.tracker`.
+second result is refused (409). A claim whose MID sends no result in time (it stopped,
+or lost the result) ends in ``error`` (:func:`expire_claims`), never ``ready`` again:
+a command that may have run is not run twice. The claiming MID's late result still
+replaces that error. Nothing here notarizes: see :mod:`.tracker`.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, select, update
+from sqlalchemy import Row, Table, bindparam, select, update
 from sqlalchemy import insert as sql_insert
 from sqlalchemy.orm import Session
 
@@ -127,6 +130,8 @@ def insert(
         created_by=created_by,
         processed_on="",
         claimed_by="",
+        claimed_on="",
+        claim_expired=False,
     )
     if notarization is not None:
         row.notarization_payload = json.dumps(
@@ -164,6 +169,7 @@ def to_dict(row: EccQueue | Row[Any]) -> dict[str, object]:
         "created_on": row.created_on,
         "processed_on": row.processed_on,
         "claimed_by": row.claimed_by,
+        "claimed_on": row.claimed_on,
         "notarization": notarization,
     }
 
@@ -223,7 +229,7 @@ def has_ready(session: Session, agent: str) -> bool:
     return found is not None
 
 
-def claim(session: Session, agent: str, claimer: str, limit: int) -> list[Row[Any]]:
+def claim(session: Session, agent: str, claimer: str, limit: int, now: Timestamp) -> list[Row[Any]]:
     """Move up to *limit* ready output messages of *agent* to processing, oldest first.
 
     One ``UPDATE ... WHERE sys_id IN (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING``:
@@ -242,10 +248,67 @@ def claim(session: Session, agent: str, claimer: str, limit: int) -> list[Row[An
     claimed = session.execute(
         update(_TABLE)
         .where(_TABLE.c.sys_id.in_(ready), _TABLE.c.state == READY)
-        .values(state=PROCESSING, claimed_by=claimer)
+        .values(state=PROCESSING, claimed_by=claimer, claimed_on=now)
         .returning(*_TABLE.c)
     ).all()
     return sorted(claimed, key=lambda row: (row.created_on, row.sys_id))
+
+
+@dataclass(frozen=True)
+class Expired:
+    """A claim that ran out: the message, now ``error``, and who had claimed it when."""
+
+    sys_id: str
+    agent: str
+    topic: str
+    claimed_by: str
+    claimed_on: str
+    error_string: str
+
+
+def expire_claims(
+    session: Session, now: Timestamp, cutoff: Timestamp, timeout: int
+) -> list[Expired]:
+    """Mark up to :data:`MAX_LIST` output messages claimed before *cutoff* and still
+    without a result as ``error``, saying why; the rows it marked (locked as claims are).
+
+    *timeout* is the seconds from claim to *cutoff*, for the message.
+    """
+    c = _TABLE.c
+    stale = session.execute(
+        select(c.sys_id, c.agent, c.topic, c.claimed_by, c.claimed_on)
+        .where(c.queue == OUTPUT, c.state == PROCESSING, c.claimed_on < cutoff)
+        .order_by(c.claimed_on, c.sys_id)
+        .limit(MAX_LIST)
+        .with_for_update(skip_locked=True)
+    ).all()
+    expired = [
+        Expired(
+            row.sys_id,
+            row.agent,
+            row.topic,
+            row.claimed_by,
+            row.claimed_on,
+            f"no result from MID {row.claimed_by or '?'} within {timeout} s of its claim at "
+            f"{row.claimed_on}: it may have stopped or lost the result. The message is not run "
+            "again; enqueue it again if it should still run (a late result from that MID "
+            "replaces this error)",
+        )
+        for row in stale
+    ]
+    if expired:
+        session.execute(
+            update(_TABLE)
+            .where(_TABLE.c.sys_id == bindparam("b_id"), _TABLE.c.state == PROCESSING)
+            .values(
+                state=ERROR,
+                processed_on=now,
+                error_string=bindparam("b_error"),
+                claim_expired=True,
+            ),
+            [{"b_id": e.sys_id, "b_error": e.error_string} for e in expired],
+        )
+    return expired
 
 
 @dataclass(frozen=True)
@@ -296,8 +359,9 @@ def post_results(
     *,
     may_report: Callable[[str], None],
 ) -> list[Posted]:
-    """Take every result or none: each must name a claimed (processing) output message
-    whose agent the caller may report for (*may_report* raises otherwise)."""
+    """Take every result or none: each must name a claimed (processing) output message,
+    or one whose claim ran out (:func:`expire_claims`), whose agent the caller may report
+    for (*may_report* raises otherwise)."""
     ids = [r.sys_id for r in results]
     if len(set(ids)) != len(ids):
         raise BadInputError("a batch names one message twice: send each result once")
@@ -310,7 +374,7 @@ def post_results(
         if row.agent not in allowed:
             may_report(row.agent)
             allowed.add(row.agent)
-        if row.state != PROCESSING:
+        if row.state != PROCESSING and not (row.state == ERROR and row.claim_expired):
             if row.state == READY:
                 raise RefusedError(f"message {row.sys_id} is not claimed: poll for it first")
             raise RefusedError(
@@ -329,6 +393,7 @@ def post_results(
                 "state": result.state,
                 "processed_on": now,
                 "error_string": result.error_string,
+                "claim_expired": False,
             }
         )
         inputs.append(
@@ -347,6 +412,8 @@ def post_results(
                 "created_by": row.claimed_by or row.agent,
                 "processed_on": now,
                 "claimed_by": "",
+                "claimed_on": "",
+                "claim_expired": False,
             }
         )
         posted.append(Posted(row.sys_id, row.agent, row.topic, result.state, response, result))
@@ -359,7 +426,7 @@ def _load(session: Session, ids: Iterable[str]) -> list[Row[Any]]:
     todo = list(ids)
     rows: list[Row[Any]] = []
     columns = [_TABLE.c[k] for k in ("sys_id", "agent", "topic", "name", "source", "queue",
-                                      "state", "claimed_by")]  # fmt: skip
+                                      "state", "claimed_by", "claim_expired")]  # fmt: skip
     for start in range(0, len(todo), 500):
         chunk = todo[start : start + 500]
         rows.extend(session.execute(select(*columns).where(_TABLE.c.sys_id.in_(chunk))))

@@ -7,16 +7,18 @@ audit trail of every other command.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 
 from sqlalchemy import select
 
+from .._time import format_ts
 from ..errors import BadInputError, NotFoundError
-from ..platform import records
+from ..platform import properties, records
 from ..platform.context import Operation
 from ..platform.signatures import signatures_of
 from ..signing import BUILTIN_CONFIGS
-from ..store.models import PolicyStatementRow
+from ..store.models import EccQueue, PolicyStatementRow
 from . import cslog, mids, queue
 from .expand import certificate_bundle
 
@@ -31,10 +33,52 @@ MID_EVENTS = {
 
 
 def claim(op: Operation, agent: str, limit: int) -> list[dict[str, object]]:
-    """Claim up to *limit* ready messages of *agent* for the calling (validated) MID."""
+    """Claim up to *limit* ready messages of *agent* for the calling (validated) MID
+    (after ending every claim whose result is overdue: :func:`expire_claims`)."""
     name = queue.mid_name(agent)
     mids.require_validated(op.session, op.actor.name, name)
-    return [queue.to_dict(r) for r in queue.claim(op.session, agent, name, limit)]
+    expire_claims(op)
+    return [queue.to_dict(r) for r in queue.claim(op.session, agent, name, limit, op.ts)]
+
+
+def list_messages(
+    op: Operation,
+    *,
+    agent: str | None = None,
+    state: str | None = None,
+    queue_name: str | None = None,
+    limit: int = 1000,
+) -> list[EccQueue]:
+    """The messages matching the filters, newest first, once every overdue claim has
+    ended (so a message of a MID that stopped never shows as processing for good)."""
+    expire_claims(op)
+    return queue.list_messages(op.session, agent=agent, state=state, queue=queue_name, limit=limit)
+
+
+def expire_claims(op: Operation) -> int:
+    """End every claim older than ``trustcircle.ecc.result_timeout`` without a result:
+    the message becomes ``error`` with the reason, logged to the Code Signing log.
+    How many ended."""
+    timeout = properties.get_int(op.session, properties.ECC_RESULT_TIMEOUT)
+    cutoff = format_ts(op.now - dt.timedelta(seconds=timeout))
+    expired = queue.expire_claims(op.session, op.ts, cutoff, timeout)
+    for item in expired:
+        cslog.add(
+            op.session,
+            cslog.Entry(
+                level="error",
+                source=cslog.INSTANCE,
+                event="result_timeout",
+                message=f"ECC message {item.sys_id} to {item.agent} ({item.topic}): "
+                + item.error_string,
+                ecc=item.sys_id,
+                agent=item.agent,
+                topic=item.topic,
+                reported_by=op.actor.name,
+            ),
+            op.ts,
+        )
+    return len(expired)
 
 
 def post_results(

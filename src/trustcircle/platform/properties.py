@@ -31,6 +31,7 @@ IMPORT_MAX_FILE_BYTES = "trustcircle.updateset.import.max_file_bytes"
 IMPORT_MAX_DEPTH = "trustcircle.updateset.import.max_depth"
 IMPORT_MAX_FIELD_BYTES = "trustcircle.updateset.import.max_field_bytes"
 IMPORT_MAX_ENTRIES = "trustcircle.updateset.import.max_entries"
+ECC_RESULT_TIMEOUT = "trustcircle.ecc.result_timeout"
 
 _PROTECTED_PREFIXES = ("com.glide.codesigning.",)
 PROTECTED: frozenset[str] = frozenset(
@@ -94,6 +95,13 @@ DEFINITIONS: Mapping[str, PropertyDef] = {
     ),
     IMPORT_MAX_ENTRIES: PropertyDef(
         "integer", "100000", "Most entries in one update-set file", 1, 10_000_000
+    ),
+    ECC_RESULT_TIMEOUT: PropertyDef(
+        "integer",
+        "3900",  # a MID's longest execution limit (3600 s) and five minutes to deliver
+        "Seconds a claimed ECC message waits for its MID's result before it ends in error",
+        5,
+        7 * 24 * 3600,
     ),
 }
 

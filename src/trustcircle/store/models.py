@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -401,6 +402,7 @@ class EccQueue(Base):
     __table_args__ = (
         Index("ix_ecc_queue_poll", "agent", "queue", "state", "created_on"),
         Index("ix_ecc_queue_response_to", "response_to"),
+        Index("ix_ecc_queue_claims", "queue", "state", "claimed_on"),
     )
 
     sys_id: Mapped[str] = mapped_column(SYS_ID, primary_key=True)
@@ -417,6 +419,8 @@ class EccQueue(Base):
     created_by: Mapped[str] = mapped_column(NAME)
     processed_on: Mapped[str] = mapped_column(TS, default="")
     claimed_by: Mapped[str] = mapped_column(NAME, default="")
+    claimed_on: Mapped[str] = mapped_column(TS, default="", server_default="")
+    claim_expired: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     notarization_payload: Mapped[str | None] = mapped_column(Text, nullable=True)
     notarization_algorithm: Mapped[str | None] = mapped_column(String(40), nullable=True)
     notarization_certificate: Mapped[str | None] = mapped_column(FINGERPRINT, nullable=True)

@@ -164,9 +164,7 @@ def list_messages(
     limit: Annotated[int, Query(ge=1, le=MAX_LIST)] = 1000,
 ) -> Any:
     with operation(inst, token, "ecc.read", write=False) as op:
-        rows = ecc_queue.list_messages(
-            op.session, agent=agent, state=state, queue=queue, limit=limit
-        )
+        rows = service.list_messages(op, agent=agent, state=state, queue_name=queue, limit=limit)
         return [ecc_queue.to_dict(r) for r in rows]
 
 

@@ -69,11 +69,11 @@ def ecc_list(
     queue: Annotated[str, Query(max_length=10)] = "",
 ) -> Response:
     with page_operation(request, user, "ecc.read", write=False) as op:
-        rows = ecc_queue.list_messages(
-            op.session,
+        rows = service.list_messages(
+            op,
             agent=agent.strip() or None,
             state=state or None,
-            queue=queue or None,
+            queue_name=queue or None,
             limit=MAX_SHOWN,
         )
         ecc_rows = [ecc_queue.to_dict(r) for r in rows]
