@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import binascii
 import datetime as _dt
-import hashlib
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,26 +24,12 @@ from trustcircle.crypto import Algorithm, fingerprint_of, is_ca
 from trustcircle.crypto import verify as verify_signature
 from trustcircle.errors import BadInputError, RefusedError, TrustcircleError, VerificationError
 from trustcircle.signing import BUILTIN_CONFIGS, CLOCK_SKEW, RecordVerifier, Verdict, canonical_json
+from trustcircle.signing import notarization as _object
 
 from .payloads import SCRIPT_TOPICS, EccMessage, ScriptPayload, parse_script_payload
 from .replay import ReplayStore
 from .trust import AnchorTrust, public_key
 
-NOTARIZATION_FORMAT = "trustcircle.ecc-notarization/v1"
-MAX_ORIGIN = 16
-_KEYS = (
-    "format",
-    "instance",
-    "ecc",
-    "agent",
-    "topic",
-    "name",
-    "source",
-    "payload_sha512",
-    "origin",
-    "created_at",
-    "expires_at",
-)
 _MAX_POOL = 256
 
 
@@ -63,22 +48,21 @@ class VerifiedMessage:
 
 def notarization_object(
     message: EccMessage, instance: str, carried: Mapping[str, Any]
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """The DESIGN §7 object for *message* as received; only origin and times come from
     *carried* (they are not message fields; the signature covers them)."""
-    return {
-        "format": NOTARIZATION_FORMAT,
-        "instance": instance,
-        "ecc": message.sys_id,
-        "agent": message.agent,
-        "topic": message.topic,
-        "name": message.name,
-        "source": message.source,
-        "payload_sha512": hashlib.sha512(message.payload.encode("utf-8")).hexdigest(),
-        "origin": carried.get("origin"),
-        "created_at": carried.get("created_at"),
-        "expires_at": carried.get("expires_at"),
-    }
+    return _object.notarization_object(
+        instance=instance,
+        ecc=message.sys_id,
+        agent=message.agent,
+        topic=message.topic,
+        name=message.name,
+        source=message.source,
+        payload=message.payload,
+        origin=carried.get("origin"),
+        created_at=carried.get("created_at"),
+        expires_at=carried.get("expires_at"),
+    )
 
 
 class MessageVerifier:
@@ -134,11 +118,11 @@ class MessageVerifier:
         if notarization is None:
             raise VerificationError("message is not notarized (not created by signed code)")
         carried = notarization.payload
-        extra = sorted(set(carried) - set(_KEYS))
+        extra = sorted(set(carried) - set(_object.NOTARIZATION_KEYS))
         if extra:
             raise VerificationError(f"notarization has unexpected field {extra[0][:40]!r}")
         expected = notarization_object(message, self._instance, carried)
-        for name in _KEYS:
+        for name in _object.NOTARIZATION_KEYS:
             if carried.get(name) != expected[name]:
                 raise VerificationError(_mismatch(name))
         _check_origin(expected["origin"])
@@ -206,7 +190,7 @@ def _mismatch(key: str) -> str:
 
 
 def _check_origin(origin: object) -> None:
-    if not isinstance(origin, list) or len(origin) > MAX_ORIGIN:
+    if not isinstance(origin, list) or len(origin) > _object.MAX_ORIGIN:
         raise VerificationError("notarization origin is not a short list")
     for item in origin:
         if (
