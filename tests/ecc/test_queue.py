@@ -173,6 +173,8 @@ def test_claim_of_a_mid_that_stopped_ends_in_error_and_never_runs_again(prod: Pr
         (waiting,) = service.list_messages(op, agent=AGENT)
         assert (waiting.state, waiting.claimed_by) == ("processing", "alpha")
     with prod.op("ecc.read", later=TIMEOUT + dt.timedelta(seconds=60)) as op:
+        shown: dict[str, Any] = service.show(op, sys_id)
+        assert (shown["message"]["state"], shown["response"]) == ("error", None)
         (ended,) = service.list_messages(op, agent=AGENT)
         assert ended.state == "error"
         assert "no result from MID alpha within 3900 s" in ended.error_string

@@ -146,7 +146,9 @@ def direct_insert(
 
 
 def show(op: Operation, sys_id: str) -> dict[str, object]:
-    """A message and the input record answering it (or null)."""
+    """A message and the input record answering it (or null), once every overdue claim
+    has ended (:func:`expire_claims`)."""
+    expire_claims(op)
     row = queue.get(op.session, sys_id)
     response = queue.response_of(op.session, row.sys_id) if row.queue == queue.OUTPUT else None
     return {
