@@ -208,13 +208,27 @@ def signing_key(op: Operation, module: str) -> SigningKey:
     return SigningKey(module, key, Algorithm(row.algorithm), Fingerprint(row.certificate))
 
 
-def certificate_trust(session: Session, now: dt.datetime) -> dict[Fingerprint, CertTrust]:
-    """Every known certificate's public key and whether it chains to an anchor *now*."""
+@dataclass(frozen=True)
+class TrustSnapshot:
+    """What one read of the certificate table and the anchors says, at one time."""
+
+    trust: dict[Fingerprint, CertTrust]
+    """Every stored signing certificate's public key and whether it chains to an anchor."""
+    sys_ids: dict[str, str]
+    """Fingerprint → sys_id of every stored certificate record (chain ones too)."""
+    intermediates: tuple[x509.Certificate, ...]
+    """The stored chain (CA) certificates, parsed."""
+    validator: ChainValidator
+
+
+def trust_snapshot(session: Session, now: dt.datetime) -> TrustSnapshot:
+    """Read every stored certificate and the anchors once and judge each signing
+    certificate's chain *now*."""
     rows = list(session.scalars(select(Certificate)))
     parsed = {
         r.fingerprint: load_pem_certificates(r.pem.encode(), "stored certificate")[0] for r in rows
     }
-    intermediates = [parsed[r.fingerprint] for r in rows if r.module == CHAIN_MODULE]
+    intermediates = tuple(parsed[r.fingerprint] for r in rows if r.module == CHAIN_MODULE)
     check = validator(session)
     out: dict[Fingerprint, CertTrust] = {}
     for r in rows:
@@ -233,7 +247,13 @@ def certificate_trust(session: Session, now: dt.datetime) -> dict[Fingerprint, C
             trusted=reason is None,
             reason=reason,
         )
-    return out
+    ids = {r.fingerprint: r.sys_id for r in rows}
+    return TrustSnapshot(out, ids, intermediates, check)
+
+
+def certificate_trust(session: Session, now: dt.datetime) -> dict[Fingerprint, CertTrust]:
+    """Every known certificate's public key and whether it chains to an anchor *now*."""
+    return trust_snapshot(session, now).trust
 
 
 def list_modules(session: Session) -> list[dict[str, object]]:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from .._time import parse_ts
 from .._types import Fingerprint, SysId
-from ..crypto import ChainValidator, fingerprint_of, load_pem_certificates
+from ..crypto import ChainValidator, fingerprint_of
 from ..errors import BadInputError
 from ..platform import kmf, signatures
 from ..platform.rows import CERTIFICATE_FIELDS, CERTIFICATE_TABLE
@@ -67,20 +67,12 @@ class Context:
 
     @classmethod
     def read(cls, session: Session, now: dt.datetime) -> Context:
-        chain_pems = list(
-            session.scalars(select(Certificate.pem).where(Certificate.module == kmf.CHAIN_MODULE))
-        )
+        snapshot = kmf.trust_snapshot(session, now)
         return cls(
-            certificates=kmf.certificate_trust(session, now),
-            certificate_ids={
-                fp: sid
-                for fp, sid in session.execute(select(Certificate.fingerprint, Certificate.sys_id))
-            },
-            intermediates=tuple(
-                load_pem_certificates(pem.encode(), "stored chain certificate")[0]
-                for pem in chain_pems
-            ),
-            validator=kmf.validator(session),
+            certificates=snapshot.trust,
+            certificate_ids=snapshot.sys_ids,
+            intermediates=snapshot.intermediates,
+            validator=snapshot.validator,
             revoked=frozenset(
                 session.scalars(
                     select(TrustedFriend.fingerprint).where(TrustedFriend.revoked.is_(True))
