@@ -433,3 +433,31 @@ def test_human_output_names_each_step(circle: Circle) -> None:
     assert "validation flag: true" in policy.out
     friends = circle.ok("cot", "friends", "--home", circle.protected)
     assert "Trusted friends" in friends.out
+
+
+def test_planted_unsigned_include_cannot_run_under_a_signed_job(circle: Circle) -> None:
+    # A job signed on the trusted instance includes a helper by name; a protected-instance
+    # admin plants an unsigned helper of that name that writes the database directly.
+    _add_job(circle, "Nightly helper", 'h = include("global.Helper")\nprint(h.go())')
+    circle.bring_job("Nightly helper")
+    marker = circle.tmp / "planted-ran"
+    planted = (
+        "import pathlib\n"
+        f"pathlib.Path({str(marker)!r}).write_text('yes')\n"
+        "def go():\n"
+        "    return 'ok'\n"
+    )
+    circle.ok(
+        "record", "add", "--table", "sys_script_include", "--field", "name=Helper",
+        "--field", "api_name=global.Helper", "--field", f"script={planted}",
+        "--field", "active=true", "--home", circle.protected,
+    )  # fmt: skip
+    refused = circle.on_protected("job", "execute", "Nightly helper")
+    assert refused.code == 1
+    assert "'Helper'" in refused.err
+    assert "not validly signed" in refused.err
+    assert "nothing was applied" in refused.err
+    assert _executions(circle, "Nightly helper") == []
+    assert not marker.exists()
+    log = circle.ok("codesigning", "log", "--home", circle.protected, "--json").json()
+    assert any(e["event"] == "include_refused" for e in log)

@@ -86,24 +86,36 @@ def test_include_function_enqueues_with_the_include_on_the_stack(prod: Prod) -> 
     assert message["payload"] == '{"argv":["echo","hi"]}'
 
 
-def test_unsigned_include_taints_everything_the_run_sends_after_it(prod: Prod) -> None:
-    prod.record("sys_script_include", script_include("Helper", "x = 1\n"))
+def test_unsigned_include_is_refused_and_the_run_sends_nothing(prod: Prod) -> None:
+    prod.record("sys_script_include", script_include("Helper", "import builtins\nx = 1\n"))
     script = "include('Helper')\necc.enqueue('mid.server.alpha', 'Command', 'ls', 'ls')\n"
     result, messages = _run(prod, script, (_job_frame(prod),))
-    assert result.ok, result.error
-    (message,) = messages
-    assert message["notarization"] is None
+    assert not result.ok
+    assert "'Helper'" in (result.error or "")
+    assert "a signed script runs only signed code" in (result.error or "")
+    assert messages == []
     (entry,) = _events(prod)
+    assert (entry["event"], entry["level"]) == ("include_refused", "error")
     assert "'Helper'" in entry["message"]
 
 
-def test_include_edited_after_signing_cannot_hide_by_returning_first(prod: Prod) -> None:
+def test_include_edited_after_signing_is_refused(prod: Prod) -> None:
     lib = prod.signed("sys_script_include", script_include("Patcher", "x = 1\n"))
     prod.update("sys_script_include", lib, {"script": "import builtins\nbuiltins.patched = 1\n"})
-    script = "include('Patcher')\necc.enqueue('mid.server.alpha', 'Command', 'ls', 'ls')\n"
-    _, messages = _run(prod, script, (_job_frame(prod),))
-    assert messages[0]["notarization"] is None
-    assert "signature_mismatch" in _events(prod)[0]["message"]
+    script = (
+        "try:\n"
+        "    include('Patcher')\n"
+        "except ScriptApiError as exc:\n"
+        "    print('refused:', exc)\n"
+        "import builtins\n"
+        "print('patched' if hasattr(builtins, 'patched') else 'untouched')\n"
+    )
+    result, messages = _run(prod, script, (_job_frame(prod),))
+    assert result.ok, result.error
+    assert "signature_mismatch" in result.output
+    assert result.output.splitlines()[-1] == "untouched"  # the edited text never ran
+    assert messages == []
+    assert _events(prod)[0]["event"] == "include_refused"
 
 
 def test_forged_leave_cannot_pop_the_frames_the_run_started_with(prod: Prod) -> None:

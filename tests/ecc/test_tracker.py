@@ -218,17 +218,16 @@ def test_data_source_payload_is_expanded_into_a_self_contained_signed_record(
     _mid_verify(prod, message, tmp_path)  # the MID also checks the record signature itself
 
 
-def test_decide_checks_only_the_innermost_frames_and_the_taint() -> None:
+def test_decide_checks_only_the_innermost_frames() -> None:
     good = Judgement("sys_script_include", "a" * 32, "A", True, "s" * 32, "")
     bad = Judgement("sys_script_include", "b" * 32, "B", False, "", "verdict missing")
     settings = TrackerSettings(tracking_length=2)
-    assert decide([bad, good, good], None, "alpha", settings).notarize
-    assert not decide([good, bad, good], None, "alpha", settings).notarize
-    tainted = decide([good], bad, "alpha", settings)
-    assert not tainted.notarize
-    assert tainted.problems == (bad,)
-    assert decide([], None, "alpha", settings).problems == (NO_SCRIPT,)
-    exempt = decide([bad], None, "alpha", TrackerSettings(exclusions=frozenset({"alpha"})))
+    assert decide([bad, good, good], "alpha", settings).notarize
+    refused = decide([good, bad, good], "alpha", settings)
+    assert not refused.notarize
+    assert refused.problems == (bad,)
+    assert decide([], "alpha", settings).problems == (NO_SCRIPT,)
+    exempt = decide([bad], "alpha", TrackerSettings(exclusions=frozenset({"alpha"})))
     assert exempt.notarize
     assert exempt.exempt
 

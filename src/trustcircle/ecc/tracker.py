@@ -8,10 +8,11 @@ outwards (default 3), has verdict ``valid`` for any purpose its table's signatur
 configuration lists (trust: chain to this instance's anchors now). Otherwise the message
 is stored unnotarized and the Code Signing log names the unsigned script.
 
-Scripts of one run share one Python interpreter, so a script that is not valid could
-rewrite what the signed scripts send after it returns. The tracker therefore judges every
-included script when it is entered, on the very text it runs, and one that is not valid
-*taints* the rest of the run: no later message is notarized either.
+Scripts of one run share one Python interpreter (and the run's process), so a script
+that is not valid could rewrite what the signed scripts do after it returns. The tracker
+therefore judges every included script when it is entered, on the very text it would
+run, and refuses one that is not valid: ``include`` fails in the script and the Code
+Signing log says why (``include_refused``). A signed job runs only signed code.
 
 ``com.glide.codesigning.tracking.agent.validation.exclusion.list`` (comma-separated MID
 names, with or without ``mid.server.``): messages for those agents are notarized without
@@ -113,17 +114,13 @@ class Decision:
     problems: tuple[Judgement, ...]
 
 
-def decide(
-    stack: Sequence[Judgement], taint: Judgement | None, mid: str, settings: TrackerSettings
-) -> Decision:
-    """Pure: notarize when the innermost *tracking_length* scripts are valid and the run is
-    untainted, or when the agent is excluded from tracking."""
+def decide(stack: Sequence[Judgement], mid: str, settings: TrackerSettings) -> Decision:
+    """Pure: notarize when the innermost *tracking_length* scripts are valid, or when the
+    agent is excluded from tracking."""
     checked = tuple(stack[-settings.tracking_length :])
     problems = [j for j in checked if not j.valid]
     if not checked:
         problems.append(NO_SCRIPT)
-    if taint is not None and taint not in problems:
-        problems.append(taint)
     exempt = mid in settings.exclusions
     return Decision(exempt or not problems, exempt, checked, tuple(problems))
 
@@ -158,8 +155,6 @@ class Tracker:
     def __init__(self, op: Operation, clock: Clock | None = None) -> None:
         self._op = op
         self._clock = clock or op.instance.clock
-        # A taint describes an include that already ran: it outlives a change of data.
-        self._taint: Judgement | None = None
         self._forget()
 
     def _forget(self) -> None:
@@ -240,13 +235,22 @@ class Tracker:
 
     def resolve_include(self, name: str, _stack: tuple[Frame, ...]) -> Include:
         """``include(name)``: the script include by sys_id, api_name or name, judged now on
-        the text it will run; one that is not valid taints the run."""
+        the text it will run; one that is not valid is refused (and logged)."""
         record = _find_include(self._op, name)
         if (record.fields.get("active") or "true").lower() == "false":
             raise UsageError(f"script include {name[:80]!r} is inactive")
         judgement = self.judge_record(record)
-        if not judgement.valid and self._taint is None:
-            self._taint = judgement
+        if not judgement.valid:
+            text = (
+                f"include of {judgement.problem()} refused: a signed script runs only signed "
+                "code; sign the include on a trusted instance and import it again"
+            )
+            entry = cslog.Entry(
+                level="error", source=cslog.INSTANCE, event="include_refused", message=text
+            )
+            op = self._op
+            cslog.add_durable(op.session, op.instance.db, entry, format_ts(self._clock()))
+            raise PolicyError(text)
         frame = Frame(record.table, record.sys_id, judgement.signature or None)
         return Include(record.fields.get("script") or "", frame)
 
@@ -274,7 +278,6 @@ class Tracker:
         checked = stack[-self.settings.tracking_length :]  # decide() looks no further
         decision = decide(
             [self.judge(f) for f in checked],
-            self._taint,
             queue.mid_name(message.agent),
             self.settings,
         )

@@ -2,7 +2,10 @@
 
 The child (``python -I``, a new session, a minimal environment, no inherited file
 descriptors, so none of the instance's database connections) runs the script and
-talks JSON lines with the parent (protocol in :mod:`trustcircle.jobs._child`).
+talks JSON lines with the parent (protocol in :mod:`trustcircle.jobs._child`). It is
+not a sandbox: the child runs as the instance's OS user and could open the files that
+user can. That is why only signed code runs in it: the job itself, and each script it
+includes (:meth:`trustcircle.ecc.tracker.Tracker.resolve_include` refuses the others).
 Everything the script may do to the instance is a *call* the parent answers through
 a :class:`ScriptApi`: the script only asks, the parent decides. ``log`` is built in.
 
