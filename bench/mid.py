@@ -150,7 +150,7 @@ class _Mid:
     folder: Path
     proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, url: str, root: Path, token: Path) -> None:
+    def start(self, url: str, root: Path, token: Path, notarizers: list[str]) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / "boot-config.yaml").write_text("security: {}\n")
         config = {
@@ -158,6 +158,7 @@ class _Mid:
             "name": AGENT.removeprefix("mid.server."),
             "token_file": str(token),
             "anchors": [str(root)],
+            "notarizers": notarizers,
             "work_dir": "work",
             "log_dir": "logs",
             "boot_config": "boot-config.yaml",
@@ -222,15 +223,25 @@ class Bench:
     folder: Path
     mids: list[_Mid] = field(default_factory=list)
 
+    @property
+    def notarizers(self) -> list[str]:
+        """The runtime certificate's fingerprint, pinned in each MID's configuration."""
+        with self.inst.db.transaction() as session:
+            return list(
+                session.scalars(
+                    select(Certificate.fingerprint).where(Certificate.module == "cm_runtime")
+                )
+            )
+
     def add_mid(self) -> None:
         mid = _Mid(self.folder / f"mid-{len(self.mids) + 1}")
-        mid.start(self.url, self.root, self.mid_token)
+        mid.start(self.url, self.root, self.mid_token, self.notarizers)
         self.mids.append(mid)
 
     def restart_mids(self, expect: str) -> None:
         for mid in self.mids:  # a restart fetches the policy statement at once
             mid.stop()
-            mid.start(self.url, self.root, self.mid_token)
+            mid.start(self.url, self.root, self.mid_token, self.notarizers)
         for mid in self.mids:
             mid.wait_log(expect)
 
@@ -301,7 +312,9 @@ class Bench:
             ]
         anchors = load_pem_certificates(self.root.read_bytes(), "root CA")
         replay = ReplayStore(self.folder / "verify")
-        verifier = MessageVerifier(anchors, "prod", replay, agent=AGENT, certificates=certs)
+        verifier = MessageVerifier(
+            anchors, "prod", replay, agent=AGENT, certificates=certs, notarizers=self.notarizers
+        )
         firewall = Firewall((), FirewallMode.ENFORCING)
         messages = [EccMessage.from_json(r) for r in raw]
         now = system_clock()

@@ -68,7 +68,8 @@ with engine.begin() as db:
         "SELECT payload FROM ecc_queue WHERE name='whoami' AND queue='output'")).scalar())
 PY
 
-step "Start the MID server 'demo' (anchors pinned in its own config) and validate it"
+step "Start the MID server 'demo' (anchors and the runtime certificate pinned in its own config) and validate it"
+RUNTIME_FP=$(trustcircle kmf certs --json | jget '[c["fingerprint"] for c in d if c["module"] == "cm_runtime"][0]')
 cat > "$MIDDIR/boot-config.yaml" <<'YAML'
 security:
   eccFirewall:
@@ -80,6 +81,7 @@ instance_url: http://127.0.0.1:$PORT
 name: demo
 token_file: mid.token
 anchors: [../pki/root-ca.pem]
+notarizers: [$RUNTIME_FP]
 work_dir: work
 log_dir: logs
 boot_config: boot-config.yaml

@@ -11,6 +11,7 @@ import pytest
 
 from tests.ecc.conftest import Prod, job, script_include
 from trustcircle._time import system_clock
+from trustcircle.crypto import fingerprint_of
 from trustcircle.ecc import cslog, queue
 from trustcircle.ecc.tracker import NO_SCRIPT, Judgement, Tracker, TrackerSettings, decide
 from trustcircle.errors import PolicyError
@@ -50,6 +51,7 @@ def _mid_verify(prod: Prod, message: dict[str, Any], tmp_path: Path) -> None:
         ReplayStore(tmp_path / "mid"),
         agent=AGENT,
         certificates=[pki.runtime.cert, pki.intermediate],
+        notarizers=[fingerprint_of(pki.runtime.cert)],
     )
     verifier.verify(EccMessage.from_json(message), system_clock())
 

@@ -14,6 +14,7 @@ import pytest
 from tests.conftest import SessionPki
 from tests.live.circle import Protected, Trusted, make_protected, make_trusted
 from tests.live.harness import Mid, Server, ok, wait_until
+from trustcircle.crypto import fingerprint_of
 
 
 @dataclass
@@ -39,6 +40,7 @@ class Live:
                 name,
                 self.server,
                 [self.prod.trusted.pki.files.root_pem],
+                [fingerprint_of(self.prod.trusted.pki.runtime.cert)],
                 self.prod.mid_token,
                 **kw,  # type: ignore[arg-type]
             )

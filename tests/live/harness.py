@@ -155,6 +155,7 @@ class Mid:
     name: str
     server: Server
     anchors: Sequence[Path]
+    notarizers: Sequence[str]
     token: str
     rules: Sequence[dict[str, Any]] = ()
     jdbc: dict[str, str] = field(default_factory=dict)
@@ -171,6 +172,7 @@ class Mid:
             "name": self.name,
             "token_file": "token",
             "anchors": [str(a) for a in self.anchors],
+            "notarizers": list(self.notarizers),
             "work_dir": "work",
             "log_dir": "logs",
             "boot_config": "boot-config.yaml",

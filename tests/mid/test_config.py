@@ -16,6 +16,7 @@ instance_url: http://127.0.0.1:8080/
 name: mid1
 token_file: mid.token
 anchors: [ca/root.pem]
+notarizers: ["abababababababababababababababababababababababababababababababab"]
 work_dir: work
 log_dir: logs
 boot_config: boot-config.yaml
@@ -47,6 +48,16 @@ def test_missing_key_is_named(tmp_path: Path) -> None:
     with pytest.raises(BadInputError, match="key token_file is missing") as info:
         load_mid_config(_write(tmp_path, text))
     assert "\n" not in info.value.message
+
+
+def test_notarizers_are_required_fingerprints(tmp_path: Path) -> None:
+    pin = "ab" * 32
+    without = GOOD.replace(f'notarizers: ["{pin}"]\n', "")
+    with pytest.raises(BadInputError, match="key notarizers is missing"):
+        load_mid_config(_write(tmp_path, without))
+    with pytest.raises(BadInputError, match="SHA-256 fingerprint"):
+        load_mid_config(_write(tmp_path, GOOD.replace(pin, "cm_runtime.pem")))
+    assert load_mid_config(_write(tmp_path, GOOD.replace(pin, pin.upper()))).notarizers == (pin,)
 
 
 def test_misspelt_key_is_named(tmp_path: Path) -> None:

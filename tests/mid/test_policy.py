@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import SessionPki
 from tests.mid.builders import INSTANCE, policy_response
+from trustcircle.crypto import fingerprint_of
 from trustcircle.errors import BadInputError, VerificationError
 from trustcircle.mid import (
     AnchorTrust,
@@ -22,7 +23,7 @@ from trustcircle.mid import (
 
 @pytest.fixture
 def trust(test_pki: SessionPki) -> AnchorTrust:
-    return AnchorTrust([test_pki.root])
+    return AnchorTrust([test_pki.root], notarizers=[fingerprint_of(test_pki.runtime.cert)])
 
 
 def _tracker(tmp_path: Path, trust: AnchorTrust) -> PolicyTracker:
@@ -175,3 +176,14 @@ def test_damaged_policy_state_refuses_to_start(tmp_path: Path, trust: AnchorTrus
     (tmp_path / "policy-state.json").write_text(json.dumps({"format": "x"}))
     with pytest.raises(BadInputError, match="damaged"):
         _tracker(tmp_path, trust)
+
+
+def test_statement_signed_with_the_runtime_key_cannot_turn_validation_off(
+    test_pki: SessionPki, trust: AnchorTrust
+) -> None:
+    """DESIGN §6: even a compromised protected instance (which holds the runtime key)
+    cannot switch enforcement off on its MIDs."""
+    now = test_pki.now
+    forged = policy_response(test_pki, "off", 99, now, leaf=test_pki.runtime)
+    with pytest.raises(VerificationError, match="notarizer_certificate"):
+        verify_policy_statement(forged, trust, INSTANCE, now)

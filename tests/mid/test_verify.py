@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import SessionPki
 from tests.mid.builders import AGENT, INSTANCE, message, notarize, script_payload
+from trustcircle.crypto import fingerprint_of
 from trustcircle.errors import VerificationError
 from trustcircle.mid import EccMessage, MessageVerifier, ReplayError, ReplayStore
 from trustcircle.mid.verify import UnknownCertificateError
@@ -31,6 +32,7 @@ def verifier(tmp_path: Path, test_pki: SessionPki) -> MessageVerifier:
         ReplayStore(tmp_path),
         agent=AGENT,
         certificates=[test_pki.runtime.cert, test_pki.intermediate],
+        notarizers=[fingerprint_of(test_pki.runtime.cert)],
     )
 
 
@@ -132,9 +134,12 @@ def test_replayed_message_is_denied(verifier: MessageVerifier, test_pki: Session
 def test_replay_is_refused_after_a_restart(tmp_path: Path, test_pki: SessionPki) -> None:
     data = _command(test_pki)
     pool = [test_pki.runtime.cert, test_pki.intermediate]
-    first = MessageVerifier([test_pki.root], INSTANCE, ReplayStore(tmp_path), certificates=pool)
+    pins = [fingerprint_of(test_pki.runtime.cert)]
+    store = ReplayStore(tmp_path)
+    first = MessageVerifier([test_pki.root], INSTANCE, store, certificates=pool, notarizers=pins)
     first.verify(_msg(data), test_pki.now)
-    second = MessageVerifier([test_pki.root], INSTANCE, ReplayStore(tmp_path), certificates=pool)
+    store = ReplayStore(tmp_path)
+    second = MessageVerifier([test_pki.root], INSTANCE, store, certificates=pool, notarizers=pins)
     with pytest.raises(ReplayError):
         second.verify(_msg(data), test_pki.now)
 
@@ -144,7 +149,11 @@ def test_certificate_not_chaining_to_pinned_anchors_is_denied_even_if_the_instan
 ) -> None:
     served = [test_pki.unknown_ca.cert, test_pki.other_root, test_pki.intermediate]
     verifier = MessageVerifier(
-        [test_pki.root], INSTANCE, ReplayStore(tmp_path), certificates=served
+        [test_pki.root],
+        INSTANCE,
+        ReplayStore(tmp_path),
+        certificates=served,
+        notarizers=[fingerprint_of(test_pki.unknown_ca.cert)],  # pinned, yet not chaining
     )
     data = notarize(message("Command", "echo hi"), test_pki.unknown_ca, test_pki.now)
     with pytest.raises(VerificationError, match="does not chain to the pinned anchors"):
@@ -154,7 +163,8 @@ def test_certificate_not_chaining_to_pinned_anchors_is_denied_even_if_the_instan
 def test_unknown_notarization_certificate_asks_for_a_refresh(
     tmp_path: Path, test_pki: SessionPki
 ) -> None:
-    verifier = MessageVerifier([test_pki.root], INSTANCE, ReplayStore(tmp_path))
+    pins = [fingerprint_of(test_pki.runtime.cert)]
+    verifier = MessageVerifier([test_pki.root], INSTANCE, ReplayStore(tmp_path), notarizers=pins)
     data = _command(test_pki)
     with pytest.raises(UnknownCertificateError):
         verifier.verify(_msg(data), test_pki.now)
@@ -236,3 +246,26 @@ def test_null_source_is_compared_as_sent(verifier: MessageVerifier, test_pki: Se
     filled["source"] = None  # "" was notarized: null is another value
     with pytest.raises(VerificationError, match="source changed"):
         verifier.verify(_msg(filled), test_pki.now)
+
+
+# -- roles: the protected instance's runtime key notarizes and signs nothing else ----------
+
+
+def test_notarization_by_a_certificate_not_pinned_as_notarizer_is_denied(
+    verifier: MessageVerifier, test_pki: SessionPki
+) -> None:
+    # code_signing chains to the anchors but is the trusted instance's key, not a notarizer
+    verifier.add_certificates([test_pki.code_signing.cert])
+    data = notarize(message("Command", "echo hi"), test_pki.code_signing, test_pki.now)
+    with pytest.raises(VerificationError, match="not a notarizer pinned"):
+        verifier.verify(_msg(data), test_pki.now)
+
+
+def test_script_signed_with_the_runtime_key_is_denied(
+    verifier: MessageVerifier, test_pki: SessionPki
+) -> None:
+    """Whoever runs code as the protected instance's host holds its runtime key: with it
+    alone they can notarize, but not sign a data source the MID would then run."""
+    data = _jdbc(test_pki, leaf=test_pki.runtime)
+    with pytest.raises(VerificationError, match=r"is untrusted.*notarizer_certificate"):
+        verifier.verify(_msg(data), test_pki.now)

@@ -27,7 +27,7 @@ ConfigOpt = Annotated[
     Path,
     typer.Option(
         "--config",
-        help="The MID's mid.yaml (instance_url, name, token_file, anchors, work_dir, ...).",
+        help="The MID's mid.yaml (instance_url, name, token_file, anchors, notarizers, ...).",
         show_default=False,
     ),
 ]

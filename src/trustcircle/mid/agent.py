@@ -75,7 +75,7 @@ class MidAgent:
         self._heartbeat_interval = heartbeat_interval
         self._backoff_cap = backoff_cap
         self._stop = threading.Event()
-        self._trust = AnchorTrust(anchors)
+        self._trust = AnchorTrust(anchors, notarizers=config.notarizers)
         for folder in (config.work_dir, config.log_dir):
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.log = _logger(config, echo)

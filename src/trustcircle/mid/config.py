@@ -40,6 +40,8 @@ class MidConfig(BaseModel):
     name: str
     token_file: Path
     anchors: tuple[Path, ...] = Field(min_length=1, max_length=MAX_ANCHORS)
+    notarizers: tuple[str, ...] = Field(min_length=1, max_length=MAX_ANCHORS)
+    """SHA-256 fingerprints of the protected instance's runtime (``cm_runtime``) certificates."""
     work_dir: Path
     log_dir: Path
     boot_config: Path
@@ -56,6 +58,17 @@ class MidConfig(BaseModel):
         if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
             raise ValueError("must be an http:// or https:// URL such as http://127.0.0.1:8080")
         return value.rstrip("/")
+
+    @field_validator("notarizers")
+    @classmethod
+    def _notarizers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        pins = tuple(v.strip().lower() for v in value)
+        if not all(re.fullmatch(r"[0-9a-f]{64}", v) for v in pins):
+            raise ValueError(
+                "each must be a certificate's SHA-256 fingerprint (64 hex digits): the "
+                "protected instance's cm_runtime certificate, from `trustcircle kmf certs --json`"
+            )
+        return pins
 
     @field_validator("name")
     @classmethod

@@ -5,6 +5,12 @@ payload carries are only candidates (leaf or intermediates) handed to a
 :class:`~trustcircle.crypto.ChainValidator` built from the pinned anchors. A verified
 chain is remembered until the first ``notAfter`` (or after the last ``notBefore``) of its
 certificates, so the per-message cost is one dictionary look-up.
+
+Roles are pinned too (DESIGN §1 threat model (c), §6): the protected instance's host
+holds its runtime key, so a certificate pinned as a *notarizer* (by fingerprint in
+``mid.yaml``) is the only one whose notarization counts, and it never counts for a
+record signature or a policy statement: whoever holds only the runtime key can neither
+sign a script the MID runs nor switch validation off.
 """
 
 from __future__ import annotations
@@ -18,17 +24,21 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from trustcircle._types import Fingerprint
 from trustcircle.crypto import ChainValidator, ChainVerificationError, fingerprint_of
-from trustcircle.errors import RefusedError
+from trustcircle.errors import RefusedError, VerificationError
 from trustcircle.signing import CertTrust
 
 _MAX_CACHED = 4096
+NOTARIZER = "notarizer_certificate"
+"""Why a pinned notarizer's certificate is not trusted for a signature."""
 
 
 class AnchorTrust:
     """Decides whether a certificate chains to the pinned anchors at a given time."""
 
-    def __init__(self, anchors: Sequence[x509.Certificate]) -> None:
+    def __init__(self, anchors: Sequence[x509.Certificate], *, notarizers: Iterable[str]) -> None:
+        """*notarizers*: fingerprints of the certificates that notarize (and sign nothing)."""
         self._validator = ChainValidator(anchors)
+        self._notarizers = frozenset(fp.lower() for fp in notarizers)
         self._good: dict[Fingerprint, tuple[_dt.datetime, _dt.datetime]] = {}
         self._lock = threading.Lock()
 
@@ -72,7 +82,9 @@ class AnchorTrust:
         wanted: Iterable[str],
         now: _dt.datetime,
     ) -> Mapping[Fingerprint, CertTrust]:
-        """CertTrust for each certificate of *certificates* whose fingerprint is *wanted*."""
+        """CertTrust for each certificate of *certificates* whose fingerprint is *wanted*,
+        for verifying a record signature or a policy statement: a pinned notarizer is never
+        trusted for that."""
         by_fp = {fingerprint_of(c): c for c in certificates}
         result: dict[Fingerprint, CertTrust] = {}
         for fp in set(wanted):
@@ -80,10 +92,22 @@ class AnchorTrust:
             if cert is None:
                 continue
             try:
-                result[Fingerprint(fp)] = self.cert_trust(cert, certificates, now)
+                trust = self.cert_trust(cert, certificates, now)
             except RefusedError:  # a key type no signature of trustcircle uses: unknown
                 continue
+            if fp in self._notarizers:
+                trust = CertTrust(trust.public_key, False, NOTARIZER)
+            result[Fingerprint(fp)] = trust
         return result
+
+    def require_notarizer(self, fingerprint: str) -> None:
+        """Return when *fingerprint* is a pinned notarizer; else :class:`VerificationError`."""
+        if fingerprint not in self._notarizers:
+            raise VerificationError(
+                f"notarization certificate {fingerprint[:16]}... is not a notarizer pinned in "
+                "this MID's configuration (mid.yaml notarizers): only the protected "
+                "instance's runtime certificate notarizes"
+            )
 
 
 def public_key(

@@ -76,8 +76,15 @@ class MessageVerifier:
         *,
         agent: str | None = None,
         certificates: Iterable[x509.Certificate] = (),
+        notarizers: Iterable[str] = (),
     ) -> None:
-        self._trust = anchors if isinstance(anchors, AnchorTrust) else AnchorTrust(anchors)
+        """*notarizers* (fingerprints) pin the notarizing certificates when *anchors* is a
+        list of certificates; an :class:`AnchorTrust` brings its own."""
+        self._trust = (
+            anchors
+            if isinstance(anchors, AnchorTrust)
+            else AnchorTrust(anchors, notarizers=notarizers)
+        )
         self._instance = instance_name
         self._agent = agent
         self._replay = replay
@@ -133,6 +140,7 @@ class MessageVerifier:
             data = canonical_json(expected)
         except (ValueError, binascii.Error, BadInputError) as exc:
             raise VerificationError("notarization signature is malformed") from exc
+        self._trust.require_notarizer(notarization.certificate)
         cert = self._pool.get(notarization.certificate)
         if cert is None:
             raise UnknownCertificateError(
