@@ -177,3 +177,20 @@ def test_bad_arguments_are_usage_errors() -> None:
         run_script("x" * (1024 * 1024 + 1), codesigning_api(), 1)
     with pytest.raises(UsageError):
         ScriptApi().register("log", "info", lambda call: None)
+
+
+def test_protocol_line_nested_past_the_parser_depth_fails_only_the_run() -> None:
+    script = (
+        "import os\n"
+        "line = b'[' * 200000 + b']' * 200000 + b'\\n'\n"
+        "for fd in range(3, 10):\n"
+        "    try:\n"
+        "        os.write(fd, line)\n"
+        "        break\n"
+        "    except OSError:\n"
+        "        continue\n"
+        "import time\n"
+        "time.sleep(1)\n"
+    )
+    result = run_script(script, codesigning_api(), 10)  # returns: never raises
+    assert not result.ok

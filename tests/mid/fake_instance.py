@@ -33,6 +33,7 @@ class FakeInstance:
         self.requests: list[str] = []
         self.policy: dict[str, Any] | None = None
         self.certificates: list[dict[str, str]] = []
+        self.poll_body: bytes | None = None  # served as is instead of a poll's answer
         self.port = 0
         self._server: ThreadingHTTPServer | None = None
         self._down = False
@@ -162,7 +163,8 @@ def _handler(instance: FakeInstance) -> type[BaseHTTPRequestHandler]:
             status, data = instance.handle(
                 self.command, url.path, query, body, self.headers.get("Authorization", "")
             )
-            out = json.dumps(data).encode()
+            polled = url.path == "/api/ecc/poll" and instance.poll_body is not None
+            out = instance.poll_body if polled and instance.poll_body else json.dumps(data).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(out)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sqlite3
 import threading
@@ -300,3 +301,50 @@ def test_refused_token_stops_the_mid_with_a_clear_error(
     with pytest.raises(NotAuthenticatedError, match="--roles mid_server"):
         agent.run()
     assert "GET /api/ecc/poll" not in instance.requests
+
+
+def test_message_run_unverified_never_runs_again_once_validation_is_on(
+    tmp_path: Path, test_pki: SessionPki, instance: FakeInstance
+) -> None:
+    """Replay across a policy change: a message run while validation was off keeps its id
+    until its (six-hour) notarization can no longer pass, not just for an hour."""
+    t0 = test_pki.now
+    clock = [t0]
+    instance.policy = policy_response(test_pki, "off", 1, t0)
+    config = load_mid_config(write_config(tmp_path, test_pki, instance.url))
+    agent = MidAgent(
+        config,
+        load_boot_config(config.boot_config),
+        token=read_token(config),
+        anchors=[test_pki.root],
+        clock=lambda: clock[0],
+        backoff_cap=0.5,
+    )
+    assert agent._start_up()
+    sent = notarize(
+        message("Command", json.dumps({"argv": ["echo", "ran"]})),
+        test_pki.runtime,
+        t0,
+        validity=dt.timedelta(hours=6),
+    )
+    assert agent.process(sent) == "processed"  # validation off: runs unverified
+    clock[0] = t0 + dt.timedelta(minutes=61)
+    instance.policy = policy_response(test_pki, "on", 2, clock[0])
+    agent._replay.prune(clock[0])  # what the heartbeat does
+    assert agent.process(sent) == "denied"
+    agent.stop()
+
+
+def test_poll_answer_nested_past_the_parser_depth_does_not_stop_the_mid(
+    tmp_path: Path, test_pki: SessionPki, instance: FakeInstance
+) -> None:
+    instance.poll_body = b'{"messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    mid = Mid(tmp_path, test_pki, instance.url)
+    try:
+        instance.wait_for(lambda: instance.requests.count("GET /api/ecc/poll") >= 3)
+        assert mid.thread.is_alive(), mid.error
+        instance.poll_body = None  # the instance answers properly again: work still runs
+        instance.enqueue(_signed_command(test_pki, ["echo", "hi"]))
+        instance.wait_for(lambda: len(instance.results) == 1)
+    finally:
+        mid.stop()

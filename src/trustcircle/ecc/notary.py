@@ -26,7 +26,7 @@ from .queue import NewMessage, Notarization
 RUNTIME_MODULE = "cm_runtime"
 VALIDITY_PROPERTY = "com.glide.codesigning.notarization.validity"
 DEFAULT_VALIDITY = 3600
-MIN_VALIDITY, MAX_VALIDITY = 60, 86_400
+MIN_VALIDITY, MAX_VALIDITY = 60, _object.MAX_VALIDITY
 
 
 def validity(session: Session) -> dt.timedelta:

@@ -401,7 +401,7 @@ def _parse(raw: bytes) -> dict[str, Any] | None:
         return None  # over MAX_LINE, or cut short
     try:
         message = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
         return None
     return message if isinstance(message, dict) else None
 

@@ -25,8 +25,10 @@ from typing import Any
 from cryptography import x509
 
 from trustcircle import __version__
-from trustcircle._time import Clock, format_ts, system_clock
-from trustcircle.errors import TrustcircleError, VerificationError
+from trustcircle._time import Clock, format_ts, parse_ts, system_clock
+from trustcircle.errors import BadInputError, TrustcircleError, VerificationError
+from trustcircle.signing import CLOCK_SKEW
+from trustcircle.signing.notarization import MAX_VALIDITY
 
 from .client import Backoff, InstanceClient, Unreachable
 from .config import BootConfig, MidConfig
@@ -49,7 +51,8 @@ LOG_MAX_BYTES = 10 * 1024 * 1024
 LOG_BACKUPS = 5
 """``mid.log`` rotates at 10 MiB, keeping ``mid.log.1`` ... ``mid.log.5``."""
 UNVERIFIED_KEEP = _dt.timedelta(hours=1)
-"""How long the id of a message run without verification is kept for replay refusal."""
+"""How long, at least, the id of a message run without verification is kept for replay
+refusal; longer while the notarization it carries could still be fresh (:func:`_keep_until`)."""
 
 
 class MidAgent:
@@ -279,7 +282,7 @@ class MidAgent:
                 self._audit(message, exc.message)
         if not claimed:
             try:
-                self._replay.claim(message.sys_id, self._clock() + UNVERIFIED_KEEP)
+                self._replay.claim(message.sys_id, _keep_until(message, self._clock()))
             except ReplayError as exc:
                 return self._deny(message.sys_id, exc.message, message)
         result = self._handlers.run(message, script)
@@ -379,3 +382,18 @@ def _logger(config: MidConfig, echo: bool) -> logging.Logger:
         handler.setFormatter(formatter)
         log.addHandler(handler)
     return log
+
+
+def _keep_until(message: EccMessage, now: _dt.datetime) -> _dt.datetime:
+    """Until when the id of *message*, run without verification, must be refused again:
+    at least :data:`UNVERIFIED_KEEP`, and while its notarization (if genuine) could still
+    pass a freshness check, so the same id never runs a second time once validation is on
+    (at most the longest notarization validity plus the clock skew)."""
+    keep = now + UNVERIFIED_KEEP
+    carried = message.notarization.payload if message.notarization is not None else {}
+    try:
+        expires = parse_ts(str(carried.get("expires_at", "")))
+    except BadInputError:
+        return keep
+    longest = now + _dt.timedelta(seconds=MAX_VALIDITY) + CLOCK_SKEW
+    return max(keep, min(expires + CLOCK_SKEW, longest))

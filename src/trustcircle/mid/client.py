@@ -90,7 +90,7 @@ class InstanceClient:
             raise Unreachable(f"answer to {method} {path} is over {MAX_RESPONSE_BYTES} bytes")
         try:
             data = json.loads(content) if content else None
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
             data = None
         return Reply(response.status_code, data)
 

@@ -211,7 +211,8 @@ class Control:
         for row in rows[:MAX_CERTIFICATES]:
             pem = row.get("pem") if isinstance(row, dict) else None
             if isinstance(pem, str):
-                with contextlib.suppress(TrustcircleError):
+                # a row the instance got wrong (not PEM, not encodable) is skipped, never fatal
+                with contextlib.suppress(TrustcircleError, UnicodeError):
                     certs.extend(load_pem_certificates(pem.encode("utf-8"), "certificate"))
         if self.verifier is not None:
             self.verifier.add_certificates(certs)

@@ -27,6 +27,8 @@ NOTARIZATION_KEYS = (
 """Every field of the object, in DESIGN order; a MID refuses any other."""
 MAX_ORIGIN = 16
 """Origin entries a MID accepts; the instance keeps the innermost frames."""
+MAX_VALIDITY = 86_400
+"""The longest a notarization stays fresh (seconds), whatever the instance is set to."""
 
 
 def notarization_object(
