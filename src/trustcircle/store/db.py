@@ -6,9 +6,15 @@ when a read transaction would need upgrading. The one exception is a transaction
 opened with ``deferred=True`` (a signed job's execution, whose script may run for
 minutes): it reads without the write lock and, before its first write,
 :func:`begin_writing` ends the reading phase and takes the lock in a fresh
-``BEGIN IMMEDIATE``, so the job holds the lock only from then on. PostgreSQL works
-through any SQLAlchemy URL (``postgresql+psycopg://...``); it locks rows, not the
-database, so it needs none of this.
+``BEGIN IMMEDIATE``, so the job holds the lock only from then on.
+
+PostgreSQL works through any SQLAlchemy URL (``postgresql+psycopg://...``) and gets
+the same rule: every transaction first takes one transaction-level advisory lock
+(:data:`_WRITERS`, waiting at most 30 s as SQLite's busy timeout does), a deferred one
+only in :func:`begin_writing`. Its default READ COMMITTED isolation would otherwise let
+two checks pass before either applies (two policy statements, a trust change during a
+commit); under the lock every statement sees all that others committed, and nobody
+else commits until this transaction ends.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ if TYPE_CHECKING:
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _DEFERRED_OPTION = "trustcircle_deferred"
+_WRITERS = 0x74727573  # the advisory lock key every PostgreSQL transaction takes
 _READING = "trustcircle.reading"  # session.info: changes count while still only reading
 
 
@@ -76,10 +83,15 @@ class Database:
 
         *deferred* (SQLite): read without the write lock until :func:`begin_writing`.
         """
+        dialect = self.engine.dialect.name
         with self._sessions() as session, session.begin():
-            if deferred and self.engine.dialect.name == "sqlite":
+            if deferred and dialect == "sqlite":
                 conn = session.connection(execution_options={_DEFERRED_OPTION: True})
                 session.info[_READING] = _changes(conn)
+            elif deferred and dialect == "postgresql":
+                session.info[_READING] = 0
+            elif dialect == "postgresql":
+                _lock_writers(session)
             yield session
 
     def session(self) -> Session:
@@ -102,13 +114,25 @@ def begin_writing(session: Session) -> bool:
     if before is None:
         return False
     conn = session.connection()
-    if session.new or session.dirty or session.deleted or _changes(conn) != before:
+    sqlite = conn.dialect.name == "sqlite"
+    if session.new or session.dirty or session.deleted or (sqlite and _changes(conn) != before):
         # a programming error, not the user's: nothing is applied (the caller rolls back)
         raise TrustcircleError("a deferred transaction changed data before it began writing")
-    conn.exec_driver_sql("COMMIT")  # ends the read snapshot; nothing was written
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    if sqlite:
+        conn.exec_driver_sql("COMMIT")  # ends the read snapshot; nothing was written
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        _lock_writers(session)
     session.expire_all()
     return True
+
+
+def _lock_writers(session: Session) -> None:
+    """PostgreSQL: wait (at most 30 s) for the one writers' lock, held to the end of the
+    transaction (see the module doc)."""
+    conn = session.connection()
+    conn.exec_driver_sql("SET LOCAL lock_timeout = '30s'")
+    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_WRITERS})")
 
 
 def is_reading(session: Session) -> bool:
