@@ -77,3 +77,26 @@ def test_set_signed_by_revoked_friend_is_refused(
     report = cli("updateset", "preview", again.header.sys_id, "--home", prod, "--json").json()
     assert report["manifest"]["verdict"] == "invalid"
     assert "revoked" in report["manifest"]["reason"]
+
+
+def test_certificate_carried_twice_is_a_blocking_problem_not_a_crash(
+    cli: Cli, prod: Path, test_pki: SessionPki
+) -> None:
+    b, _job = cot_job_set(test_pki)
+    b.sign(b.certificate(test_pki.code_attest.cert, "cm_code_attest"))  # again, other sys_id
+    sid = import_file(cli, prod, b.write(prod.parent / "twice.xml", b.manifest()))
+    shown = cli("updateset", "preview", sid, "--home", prod, "--json").json()
+    assert not shown["committable"]
+    assert any(
+        p["type"] == "certificate" and "carried twice" in p["description"] and p["blocking"]
+        for p in shown["problems"]
+    )
+    refused = cli("updateset", "commit", sid, "--home", prod)
+    assert refused.code == 1
+    assert "carried twice" in refused.err
+    inst = Instance.open(prod)
+    try:
+        with inst.db.transaction() as s:
+            assert list(s.scalars(select(Certificate))) == []  # nothing applied
+    finally:
+        inst.close()

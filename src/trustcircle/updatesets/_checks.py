@@ -19,7 +19,8 @@ a snapshot of the local facts it needs (:class:`LocalFacts`) at a given time, in
 6. References: a signature's record and certificate are in the set or stored here.
 7. Record signatures (§4): every record of a signable table the set writes is judged
    with the set's and the local signatures (two threads: verification releases the GIL).
-8. Certificates: every carried certificate must be trusted (or a chaining CA).
+8. Certificates: every carried certificate must be trusted (or a chaining CA), and
+   carried once: two entries writing one certificate block.
 
 Signature, reference and collision problems are acceptable in other sets and, but for
 collisions, blocking in a CoT set (:func:`~._results.is_blocking`).
@@ -131,8 +132,16 @@ def check_sets(
             _local_state(w, part.header, facts)
     _references(every, facts, trust)  # 6
     _verify_records(every, facts, trust, now, receipts)  # 7
+    first_entry: dict[str, str] = {}
     for w in every:  # 8
         if w.carried is not None and w.entry.action == ACTION_INSERT_OR_UPDATE:
+            first = first_entry.setdefault(w.carried.fingerprint, w.entry.sys_id)
+            if first != w.entry.sys_id:
+                w.problem(
+                    r.CERTIFICATE,
+                    f"certificate {w.carried.fingerprint[:16]}... is carried twice (also by "
+                    f"entry {first}): a set carries each certificate once; export it again",
+                )
             w.certificate = status[w.entry.sys_id]
             if w.certificate not in ("trusted", "intermediate"):
                 w.problem(
