@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -98,3 +99,26 @@ def test_part_without_manifest_in_a_cot_batch_is_refused(
     assert second["circle_of_trust"] is True
     assert {p["type"] for p in second["problems"] if p["blocking"]} == {"manifest", "signature"}
     assert cli("updateset", "commit", sid, "--home", prod, "--accept-remote").code == 1
+
+
+def test_part_detached_from_its_batch_is_refused_on_its_own(
+    cli: Cli, prod: Path, test_pki: SessionPki
+) -> None:
+    """``parent`` is not in the signed manifest: emptying it must not let one part of a
+    batch commit alone (the batch commits whole)."""
+    _parent, children, jobs = batch(test_pki, 2)
+    first = children[0]
+    signed = first.manifest()  # signed as part 1 of 2
+    first.header = dataclasses.replace(first.header, parent="")
+    sid = import_file(cli, prod, first.write(prod.parent / "part1.xml", signed))
+    report = cli("updateset", "preview", sid, "--home", prod, "--json").json()
+    assert report["manifest"]["verdict"] == "valid"
+    assert not report["committable"]
+    assert any(
+        p["type"] == "batch" and "part 1 of 2" in p["description"] for p in report["problems"]
+    )
+    refused = cli("updateset", "commit", sid, "--home", prod)
+    assert refused.code == 1
+    assert "loaded on its own" in refused.err
+    shown = cli("record", "show", "--table", "sysauto_script", "--id", jobs[0], "--home", prod)
+    assert shown.code == 4  # nothing applied

@@ -26,6 +26,25 @@ def combine(parent: r.PreviewResult, children: Sequence[r.PreviewResult]) -> r.P
     )
 
 
+def standalone(result: r.PreviewResult) -> r.PreviewResult:
+    """*result* of a set loaded on its own (no parent, no children), with a blocking
+    problem when its name, which the manifest signs, says it is part i of k > 1 of a
+    batch: someone emptied its ``parent`` (not signed), and a batch commits whole."""
+    part = parse_child_name(result.name)
+    if part is None or part[2] < 2 or result.children:
+        return result
+    base, i, k = part
+    problem = r.Problem(
+        "",
+        r.BATCH,
+        f"its signed name says it is part {i} of {k} of batch {base[:80]!r}, but it is loaded "
+        "on its own (no parent): import the batch's parent file and every part, then commit "
+        "the parent",
+        True,
+    )
+    return replace(result, problems=(problem, *result.problems))
+
+
 def _batch_problems(
     parent: r.PreviewResult, children: Sequence[r.PreviewResult]
 ) -> list[r.Problem]:

@@ -142,7 +142,10 @@ def check(
     _facts.digest_facts(facts, context, digest)
     parent, *rest = _checks.check_sets(parts, facts, now, for_commit=True, receipts=receipts)
     until = _seal.horizon(now, *_facts.stamps(parts, facts))
-    return Checked(_batchcheck.combine(parent, rest), digest.hexdigest(), now, until)
+    top = _batchcheck.combine(parent, rest)
+    if not rest and not row.parent:
+        top = _batchcheck.standalone(top)
+    return Checked(top, digest.hexdigest(), now, until)
 
 
 @dataclass(frozen=True)
