@@ -82,6 +82,7 @@ name: demo
 token_file: mid.token
 anchors: [../pki/root-ca.pem]
 notarizers: [$RUNTIME_FP]
+instance_name: prod
 work_dir: work
 log_dir: logs
 boot_config: boot-config.yaml

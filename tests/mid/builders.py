@@ -196,7 +196,8 @@ def write_config(folder: Path, pki: SessionPki, url: str, boot: str = "", extra:
     (folder / "mid.yaml").write_text(
         f"instance_url: {url}\nname: {MID}\ntoken_file: mid.token\n"
         f"anchors: [{pki.files.root_pem}]\n"
-        f"notarizers: [{fingerprint_of(pki.runtime.cert)}]\nwork_dir: work\nlog_dir: logs\n"
+        f"notarizers: [{fingerprint_of(pki.runtime.cert)}]\ninstance_name: {INSTANCE}\n"
+        "work_dir: work\nlog_dir: logs\n"
         "boot_config: boot-config.yaml\npoll_wait: 1\nexec_timeout: 10\n" + extra
     )
     return folder / "mid.yaml"

@@ -17,6 +17,7 @@ name: mid1
 token_file: mid.token
 anchors: [ca/root.pem]
 notarizers: ["abababababababababababababababababababababababababababababababab"]
+instance_name: prod
 work_dir: work
 log_dir: logs
 boot_config: boot-config.yaml
@@ -99,3 +100,10 @@ def test_token_is_read_and_empty_token_refused(tmp_path: Path) -> None:
     (tmp_path / "mid.token").write_text("\n")
     with pytest.raises(NotAuthenticatedError, match="mid_server"):
         read_token(config)
+
+
+def test_instance_name_is_pinned_in_the_config(tmp_path: Path) -> None:
+    """Never learned from the instance: one answering another name would get its MIDs to
+    accept statements meant for that instance."""
+    with pytest.raises(BadInputError, match="key instance_name is missing"):
+        load_mid_config(_write(tmp_path, GOOD.replace("instance_name: prod\n", "")))

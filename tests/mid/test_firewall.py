@@ -115,3 +115,18 @@ def test_boot_config_yaml_objects_are_not_constructed(tmp_path: Path) -> None:
     path = _boot(tmp_path, "!!python/object/apply:os.system ['echo pwned']\n")
     with pytest.raises(BadInputError, match="not valid YAML"):
         load_boot_config(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("security:\n  ecc_firewall:\n    rules: []\n", "security.ecc_firewall"),
+        ("security:\n  ECCFirewall:\n    rules: []\n", "security.ECCFirewall"),
+        ("Security:\n  eccFirewall:\n    rules: []\n", "Security"),
+    ],
+)
+def test_misspelt_firewall_section_is_refused_not_ignored(
+    tmp_path: Path, text: str, named: str
+) -> None:
+    with pytest.raises(UsageError, match=f"key {named} is not"):
+        load_boot_config(_boot(tmp_path, text))

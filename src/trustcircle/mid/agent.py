@@ -161,9 +161,7 @@ class MidAgent:
             self._close()
 
     def _start_up(self) -> bool:
-        name = self.config.instance_name or self._control.instance_name()
-        if name is None:
-            return False
+        name = self.config.instance_name
         self._control.policy = PolicyTracker(self._policy_store, self._trust, name)
         self._control.verifier = MessageVerifier(
             self._trust, name, self._replay, agent=self.config.agent

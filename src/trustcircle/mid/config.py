@@ -46,7 +46,8 @@ class MidConfig(BaseModel):
     log_dir: Path
     boot_config: Path
     jdbc: dict[str, str] = Field(default_factory=dict, max_length=256)
-    instance_name: str | None = Field(default=None, max_length=100)
+    instance_name: str = Field(min_length=1, max_length=100)
+    """The protected instance's name, pinned: never learned from the instance itself."""
     poll_wait: float = Field(default=25.0, ge=0, le=30)
     max_batch: int = Field(default=20, ge=1, le=500)
     exec_timeout: float = Field(default=60.0, gt=0, le=3600)
@@ -171,7 +172,8 @@ def load_boot_config(path: Path) -> BootConfig:
     """Read ``boot-config.yaml``: ``security.eccFirewall.{mode, rules}``.
 
     An absent section means enforcing with no rules; an unknown tag, action, mode or key
-    is a :class:`UsageError` naming it (the MID refuses to start).
+    is a :class:`UsageError` naming it (the MID refuses to start), and so is a section
+    spelt almost right (``Security``, ``ecc_firewall``): its rules would silently not apply.
     """
     path = Path(path)
     data = _load_yaml(path, "boot configuration")
@@ -180,11 +182,13 @@ def load_boot_config(path: Path) -> BootConfig:
         return BootConfig()
     if not isinstance(data, dict):
         raise BadInputError(f"{where} must be a YAML mapping")
+    _near_miss(where, data, "security", "")
     security = data.get("security")
     if security is None:
         return BootConfig()
     if not isinstance(security, dict):
         raise UsageError(f"{where}: key security must be a mapping")
+    _near_miss(where, security, "eccFirewall", "security.")
     firewall = security.get("eccFirewall")
     if firewall is None:
         return BootConfig()
@@ -211,6 +215,17 @@ def load_boot_config(path: Path) -> BootConfig:
         raise UsageError(f"{where}: more than {MAX_RULES} ECC firewall rules")
     rules = tuple(_rule(where, index, raw) for index, raw in enumerate(raw_rules))
     return BootConfig(mode=mode, rules=rules)
+
+
+def _near_miss(where: str, mapping: dict[object, object], key: str, prefix: str) -> None:
+    """Refuse a key of *mapping* that is *key* but for case, ``_`` or ``-``."""
+    wanted = key.lower()
+    for other in mapping:
+        if other != key and str(other).lower().replace("_", "").replace("-", "") == wanted:
+            raise UsageError(
+                f"{where}: key {prefix}{str(other)[:40]} is not {prefix}{key}: spell it "
+                "exactly, or its rules would not apply"
+            )
 
 
 def _rule(where: str, index: int, raw: object) -> FirewallRule:

@@ -77,26 +77,6 @@ class Control:
                 return self._client.get(path)
             return self._client.post(path, body)
 
-    def instance_name(self) -> str | None:
-        """The instance's name from ``/healthz``, retried until stopped (None then)."""
-        backoff = Backoff(cap=self._backoff_cap)
-        while True:
-            try:
-                reply = self._call("GET", "/healthz")
-                name = reply.data.get("instance") if isinstance(reply.data, dict) else None
-                if reply.ok and isinstance(name, str) and name:
-                    self._log.info(
-                        "instance name %r learned from /healthz (pin it with instance_name "
-                        "in mid.yaml)",
-                        name,
-                    )
-                    return name
-                raise Unreachable(f"/healthz gave no instance name ({reply.message()})")
-            except Unreachable as exc:
-                self._log.warning("instance unreachable: %s; retrying", exc)
-                if backoff.wait(self._stop):
-                    return None
-
     def register(self) -> bool:
         """Register and wait until an admin validates this MID; False when stopped first."""
         body = {
