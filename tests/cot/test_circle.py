@@ -461,3 +461,28 @@ def test_planted_unsigned_include_cannot_run_under_a_signed_job(circle: Circle) 
     assert not marker.exists()
     log = circle.ok("codesigning", "log", "--home", circle.protected, "--json").json()
     assert any(e["event"] == "include_refused" for e in log)
+
+
+def test_validity_window_ending_while_the_job_runs_refuses_it(circle: Circle) -> None:
+    """The prerequisites are judged again after the run at the time then, not at the time
+    the execution started: a run outlasting the signature's window applies nothing."""
+    circle.bring_job(TURN_ON_NAME)
+    start = system_clock()
+    later = [False]
+    inst = Instance.open(
+        circle.protected, clock=lambda: start + dt.timedelta(hours=2) if later[0] else start
+    )
+    token = (circle.protected / ADMIN_TOKEN).read_text().strip()
+
+    def execute() -> None:
+        with inst.operation(token, "job.turn_on", "test") as op:
+            later[0] = True  # from here on the clock reads two hours on
+            execute_job(op, TURN_ON_NAME)
+
+    try:
+        with pytest.raises(VerificationError, match="validity_window"):
+            execute()
+    finally:
+        inst.close()
+    assert circle.prop(FLAG) == "false"
+    assert _executions(circle, TURN_ON_NAME) == []

@@ -63,13 +63,13 @@ def execute_job(
 ) -> ExecutionResult:
     """Run job *name* once its prerequisites pass now; apply what it asked, or nothing.
 
-    In a ``deferred`` operation the run only reads until the script's first write (the
-    instance's other writers are not held up meanwhile), so the prerequisites are judged
-    again once the operation holds the write lock, before anything is applied.
+    The prerequisites are judged again after the run, under the write lock and at the
+    time then, before anything is applied: in a ``deferred`` operation the run only read
+    until the script's first write (the instance's other writers were not held up), and a
+    run may last long enough for a validity window or a certificate to end.
     """
     job = find_job(op.session, name)
     op.target = f"{JOB_TABLE}:{job.sys_id}"
-    unlocked = op.reading  # judged without the lock: others may change it meanwhile
     report = evaluate(op.session, op.instance, op.actor, op.now, job)
     sig = _refuse_unless_ok(report)
     script = job.fields.get("script") or ""
@@ -86,8 +86,7 @@ def execute_job(
             "nothing was applied; fix the job on the trusted instance and export it again"
         )
     op.begin_writing()  # under the write lock from here (if not since the script's first write)
-    if unlocked:
-        report, sig = _still_ok(op, job.sys_id, script, sig)
+    report, sig = _still_ok(op, job.sys_id, script, sig)
     changed, sequence = _apply(op, report, sig, run)
     execution = new_sys_id()
     op.session.add(
@@ -116,9 +115,9 @@ def execute_job(
 def _still_ok(
     op: Operation, job_id: str, script: str, ran: SignatureRecord
 ) -> tuple[PrereqReport, SignatureRecord]:
-    """The prerequisites judged again under the write lock, for the script that ran."""
+    """The prerequisites judged again under the write lock, now, for the script that ran."""
     job = find_job(op.session, job_id)
-    report = evaluate(op.session, op.instance, op.actor, op.now, job)
+    report = evaluate(op.session, op.instance, op.actor, op.instance.clock(), job)
     sig = _refuse_unless_ok(report)
     if sig.sys_id != ran.sys_id or (job.fields.get("script") or "") != script:
         raise PolicyError(
