@@ -289,6 +289,48 @@ def test_rest_probe_to_a_closed_port_is_an_error(tmp_path: Path) -> None:
     assert "REST request failed" in result.error_string
 
 
+def test_rest_probe_trickling_its_headers_is_cut_at_the_time_limit(tmp_path: Path) -> None:
+    """httpx's timeout is per read: a server sending a header byte every 0.3 s would hold
+    the MID's worker for as long as it likes without an overall deadline."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    done = threading.Event()
+
+    def trickle() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            while not done.wait(0.3):
+                try:
+                    conn.sendall(b"a")
+                except OSError:
+                    return
+
+    threading.Thread(target=trickle, daemon=True).start()
+    fields: dict[str, str | None] = {
+        "name": "slow",
+        "endpoint": f"http://127.0.0.1:{server.getsockname()[1]}/",
+        "http_method": "GET",
+        "headers": None,
+        "request_body": None,
+    }
+    started = time.monotonic()
+    try:
+        result = _handlers(tmp_path, timeout=1.5).run(
+            EccMessage.from_json(message("RESTProbe", "{}")), _script("sys_rest_message", fields)
+        )
+    finally:
+        done.set()
+        server.close()
+    assert result.state == "error"
+    assert result.error_string == "REST request timed out after 1.5 s"
+    assert time.monotonic() - started < 4.0
+
+
 # -- SystemCommand -----------------------------------------------------------------------
 
 

@@ -212,41 +212,19 @@ class Handlers:
         headers = _headers(fields.get("headers"))
         body = fields.get("request_body")
         timeout = self._timeout()
-        deadline = time.monotonic() + timeout
-        cap = self._settings.max_output
-        try:
-            with (
-                httpx.Client(timeout=timeout, follow_redirects=False) as client,
-                client.stream(
-                    method,
-                    endpoint,
-                    headers=headers,
-                    content=body.encode("utf-8") if body else None,
-                ) as response,
-            ):
-                chunks: list[bytes] = []
-                size = 0
-                truncated = False
-                for chunk in response.iter_bytes():
-                    chunks.append(chunk)
-                    size += len(chunk)
-                    if size > cap:
-                        truncated = True
-                        break
-                    if time.monotonic() > deadline:
-                        return ExecResult.error(f"REST request timed out after {timeout:g} s")
-        except httpx.TimeoutException:
+        # httpx's timeout is per read: the whole exchange runs in a thread the handler
+        # waits for at most *timeout*, then closes the client under it.
+        client = httpx.Client(timeout=timeout, follow_redirects=False)
+        request = _RestRequest(client, method, endpoint, headers, body, self._settings.max_output)
+        worker = threading.Thread(target=request.run, args=(timeout,), daemon=True)
+        worker.start()
+        worker.join(timeout)
+        if worker.is_alive():
+            with contextlib.suppress(Exception):
+                client.close()
             return ExecResult.error(f"REST request timed out after {timeout:g} s")
-        except httpx.HTTPError as exc:
-            return ExecResult.error(f"REST request failed: {type(exc).__name__}: {exc}"[:500])
-        text = b"".join(chunks)[:cap].decode("utf-8", "replace")
-        result = {
-            "status": response.status_code,
-            "headers": dict(response.headers),
-            "body": text,
-            "truncated": truncated,
-        }
-        return ExecResult(PROCESSED, json.dumps(result, sort_keys=True))
+        client.close()
+        return request.result or ExecResult.error("REST request failed: no result")
 
     # -- SystemCommand --------------------------------------------------------------
 
@@ -418,3 +396,62 @@ def _tail(path: Path, size: int) -> str:
     if len(data) == size and b"\n" in data:
         data = data[data.index(b"\n") + 1 :]
     return data.decode("utf-8", "replace")
+
+
+class _RestRequest:
+    """One RESTProbe exchange, run in its own thread (see ``Handlers._rest``)."""
+
+    def __init__(
+        self,
+        client: httpx.Client,
+        method: str,
+        endpoint: str,
+        headers: dict[str, str],
+        body: str | None,
+        cap: int,
+    ) -> None:
+        self._client = client
+        self._args = (method, endpoint, headers, body)
+        self._cap = cap
+        self.result: ExecResult | None = None
+
+    def run(self, timeout: float) -> None:
+        method, endpoint, headers, body = self._args
+        deadline = time.monotonic() + timeout
+        try:
+            with self._client.stream(
+                method, endpoint, headers=headers, content=body.encode("utf-8") if body else None
+            ) as response:
+                chunks: list[bytes] = []
+                size = 0
+                truncated = False
+                for chunk in response.iter_bytes():
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if size > self._cap:
+                        truncated = True
+                        break
+                    if time.monotonic() > deadline:
+                        self.result = ExecResult.error(
+                            f"REST request timed out after {timeout:g} s"
+                        )
+                        return
+        except httpx.TimeoutException:
+            self.result = ExecResult.error(f"REST request timed out after {timeout:g} s")
+            return
+        except httpx.HTTPError as exc:
+            self.result = ExecResult.error(
+                f"REST request failed: {type(exc).__name__}: {exc}"[:500]
+            )
+            return
+        except Exception as exc:  # the client closed under it at the time limit, and the like
+            self.result = ExecResult.error(f"REST request failed: {type(exc).__name__}"[:500])
+            return
+        text = b"".join(chunks)[: self._cap].decode("utf-8", "replace")
+        outcome = {
+            "status": response.status_code,
+            "headers": dict(response.headers),
+            "body": text,
+            "truncated": truncated,
+        }
+        self.result = ExecResult(PROCESSED, json.dumps(outcome, sort_keys=True))
