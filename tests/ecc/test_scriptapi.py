@@ -149,3 +149,17 @@ def test_unknown_or_inactive_include_fails_in_the_script(prod: Prod) -> None:
     assert result.ok, result.error
     assert "no sys_script_include record with sys_id or name 'Nope'" in result.output
     assert "script include 'Off' is inactive" in result.output
+
+
+def test_script_signed_with_the_runtime_key_is_not_signed_code(prod: Prod) -> None:
+    """The protected instance never signs code: its runtime certificate chains to the
+    anchors (it must, to notarize), yet a script it signed gets no notarization."""
+    sys_id = prod.record("sysauto_script", job("Runtime-signed", "pass"))
+    prod.sign("sysauto_script", sys_id, prod.pki.runtime)
+    script = "ecc.enqueue('mid.server.alpha', 'Command', 'ls', 'ls')\n"
+    result, messages = _run(prod, script, (Frame("sysauto_script", sys_id),))
+    assert result.ok, result.error
+    (message,) = messages
+    assert message["notarization"] is None
+    (entry,) = _events(prod)
+    assert "runtime_certificate" in entry["message"]

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .._types import Fingerprint, Timestamp
-from ..platform.kmf import certificate_trust
+from ..platform.kmf import signer_trust
 from ..signing import CertTrust
 from ..store.models import Certificate, TrustedFriend
 
@@ -79,7 +79,7 @@ def list_friends(session: Session) -> list[FriendView]:
 
 def friend_trust(session: Session, now: dt.datetime) -> dict[Fingerprint, CertTrust]:
     """Trust for Circle-of-Trust signatures: chain-valid now *and* a listed, unrevoked friend."""
-    chain = certificate_trust(session, now)
+    chain = signer_trust(session, now)
     friends = {f.fingerprint: f for f in session.scalars(select(TrustedFriend))}
     out: dict[Fingerprint, CertTrust] = {}
     for fp, trust in chain.items():

@@ -167,7 +167,7 @@ class Tracker:
         self._key: kmf.SigningKey | None = None
         self._key_problem: str | None = None
         self._validity: dt.timedelta | None = None
-        self._trust_map: dict[Fingerprint, CertTrust] | None = None
+        self._trust_map: kmf.TrustSnapshot | None = None
 
     def _current(self) -> None:
         """Forget what was worked out before the operation began writing (a job's run reads
@@ -193,7 +193,7 @@ class Tracker:
             return cached
         session = self._op.session
         if self._verifier is None:
-            trust = cast(Mapping[Fingerprint, CertTrust], self._trust())
+            trust = cast(Mapping[Fingerprint, CertTrust], self._trust().signers)
             configs = signatures.configurations(session)
             self._verifier = RecordVerifier(trust, configs, self._clock())
             self._signable = frozenset(configs)
@@ -375,9 +375,9 @@ class Tracker:
             reported_by=self._op.actor.name,
         )
 
-    def _trust(self) -> dict[Fingerprint, CertTrust]:
+    def _trust(self) -> kmf.TrustSnapshot:
         if self._trust_map is None:
-            self._trust_map = kmf.certificate_trust(self._op.session, self._clock())
+            self._trust_map = kmf.trust_snapshot(self._op.session, self._clock())
         return self._trust_map
 
     def _runtime_key(self) -> kmf.SigningKey | None:
@@ -397,7 +397,7 @@ class Tracker:
                 CryptoKey.module == notary.RUNTIME_MODULE, CryptoKey.active.is_(True)
             )
         ).first()
-        trust = None if row is None else self._trust().get(Fingerprint(row.certificate))
+        trust = None if row is None else self._trust().trust.get(Fingerprint(row.certificate))
         if row is None or trust is None or not trust.trusted:
             return kmf.signing_key(op, notary.RUNTIME_MODULE)  # raises the reason
         cache_key = (op.instance.config.database_url, row.sys_id)

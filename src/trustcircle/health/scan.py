@@ -199,7 +199,7 @@ def signature_states(
 
 def _load(session: Session, now: dt.datetime) -> _Context:
     configs = signatures.configurations(session)
-    trust = kmf.certificate_trust(session, now)
+    trust = kmf.signer_trust(session, now)
     tables = tuple(sorted(t for t in configs if t not in (CERTIFICATE_TABLE, SIGNATURE_TABLE)))
     certificates = CERTIFICATE_TABLE in configs
     total = 0

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from trustcircle._types import Fingerprint
 from trustcircle.crypto import ChainValidator, ChainVerificationError, fingerprint_of
-from trustcircle.errors import RefusedError, VerificationError
+from trustcircle.errors import BadInputError, RefusedError, VerificationError
 from trustcircle.signing import CertTrust
 
 _MAX_CACHED = 4096
@@ -72,7 +72,7 @@ class AnchorTrust:
             self.check(leaf, intermediates, now)
         except ChainVerificationError as exc:
             return CertTrust(key, False, exc.reason)
-        except RefusedError:  # weak key and the like
+        except (RefusedError, BadInputError):  # a weak key, more intermediates than allowed
             return CertTrust(key, False, "certificate_refused")
         return CertTrust(key, True)
 

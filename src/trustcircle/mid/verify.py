@@ -113,8 +113,13 @@ class MessageVerifier:
             raise VerificationError(
                 f"message is addressed to agent {message.agent[:100]!r}, not {self._agent}"
             )
-        carried, keep_until = self._check_notarization(message, now)
-        script = self._check_record(message, now) if message.topic in SCRIPT_TOPICS else None
+        try:
+            carried, keep_until = self._check_notarization(message, now)
+            script = self._check_record(message, now) if message.topic in SCRIPT_TOPICS else None
+        except VerificationError:
+            raise
+        except (TrustcircleError, UnicodeError) as exc:  # e.g. text no signer could have signed
+            raise VerificationError(f"message cannot be verified: {exc}"[:500]) from exc
         self._replay.claim(message.sys_id, keep_until)
         return VerifiedMessage(message, carried, script)
 

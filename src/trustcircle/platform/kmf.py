@@ -35,6 +35,8 @@ from . import properties
 from .context import Operation
 
 SIGNING_MODULES = frozenset({"cm_code_signing", "cm_code_attest"})
+RUNTIME_MODULE = "cm_runtime"
+"""The protected instance's notarizing key: its certificate never counts as a signer."""
 CHAIN_MODULE = "chain"
 
 
@@ -214,6 +216,9 @@ class TrustSnapshot:
 
     trust: dict[Fingerprint, CertTrust]
     """Every stored signing certificate's public key and whether it chains to an anchor."""
+    signers: dict[Fingerprint, CertTrust]
+    """:attr:`trust` for verifying signatures of code and Circle-of-Trust material: the
+    runtime certificate is never trusted for that (it notarizes ECC messages only)."""
     sys_ids: dict[str, str]
     """Fingerprint → sys_id of every stored certificate record (chain ones too)."""
     intermediates: tuple[x509.Certificate, ...]
@@ -248,12 +253,22 @@ def trust_snapshot(session: Session, now: dt.datetime) -> TrustSnapshot:
             reason=reason,
         )
     ids = {r.fingerprint: r.sys_id for r in rows}
-    return TrustSnapshot(out, ids, intermediates, check)
+    runtime = {r.fingerprint for r in rows if r.module == RUNTIME_MODULE}
+    signers = {
+        fp: CertTrust(t.public_key, False, "runtime_certificate") if fp in runtime else t
+        for fp, t in out.items()
+    }
+    return TrustSnapshot(out, signers, ids, intermediates, check)
 
 
 def certificate_trust(session: Session, now: dt.datetime) -> dict[Fingerprint, CertTrust]:
     """Every known certificate's public key and whether it chains to an anchor *now*."""
     return trust_snapshot(session, now).trust
+
+
+def signer_trust(session: Session, now: dt.datetime) -> dict[Fingerprint, CertTrust]:
+    """:func:`certificate_trust` for verifying signatures: see :attr:`TrustSnapshot.signers`."""
+    return trust_snapshot(session, now).signers
 
 
 def list_modules(session: Session) -> list[dict[str, object]]:

@@ -24,7 +24,7 @@ from ..signing import (
 from ..store.models import RecordSignatureRow, SignatureConfigRow
 from . import records
 from .context import Operation
-from .kmf import certificate_trust, signing_key
+from .kmf import signer_trust, signing_key
 
 _FIELDS = (
     "sys_id",
@@ -129,7 +129,7 @@ def verifier(
     session: Session, now: dt.datetime, trust: Mapping[str, CertTrust] | None = None
 ) -> RecordVerifier:
     return RecordVerifier(
-        certificates=trust if trust is not None else certificate_trust(session, now),  # type: ignore[arg-type]
+        certificates=trust if trust is not None else signer_trust(session, now),  # type: ignore[arg-type]
         configs=configurations(session),
         now=now,
     )

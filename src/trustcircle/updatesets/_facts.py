@@ -69,7 +69,7 @@ class Context:
     def read(cls, session: Session, now: dt.datetime) -> Context:
         snapshot = kmf.trust_snapshot(session, now)
         return cls(
-            certificates=snapshot.trust,
+            certificates=snapshot.signers,
             certificate_ids=snapshot.sys_ids,
             intermediates=snapshot.intermediates,
             validator=snapshot.validator,
