@@ -187,3 +187,22 @@ def test_audit_chain_verifies(auditor: Api) -> None:
     assert report["ok"] is True
     assert report["problems"] == []
     assert report["entries"] > 0
+
+
+def test_policy_statements_cannot_be_written_through_the_records_api(dev_admin: Api) -> None:
+    """Only Circle-of-Trust jobs and update sets write them: a statement with a huge
+    sequence would otherwise block every later Turn On/Off at the MIDs."""
+    fields = {
+        "instance": "*",
+        "state": "off",
+        "sequence": "999999999999999999",
+        "issued_at": "2026-11-28T00:00:00Z",
+        "expires_at": "2026-11-29T00:00:00Z",
+    }
+    refused = dev_admin.fails(
+        "POST", "/api/records/cot_policy_statement", 403, json={"fields": fields}
+    )
+    assert "only Circle-of-Trust jobs" in refused["message"]
+    newest = dev_admin.ok("GET", "/api/audit", params={"limit": 1})[0]
+    assert (newest["action"], newest["outcome"]) == ("record.write", "refused")
+    assert dev_admin.ok("GET", "/api/records/cot_policy_statement") == []

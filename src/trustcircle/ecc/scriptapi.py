@@ -18,11 +18,11 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from ..errors import PolicyError, UsageError
+from ..errors import UsageError
 from ..jobs.runner import ApiCall, ScriptApi
 from ..platform import records
 from ..platform.context import Operation
-from ..platform.tables import table_def
+from ..platform.tables import table_def, writable_table
 from .tracker import Tracker, bind
 
 MAX_QUERY = 1000
@@ -123,9 +123,7 @@ def _text(value: object, what: str) -> str:
 
 def _writable(table: object) -> str:
     name = _text(table, "table")
-    tdef = table_def(name)
-    if tdef.managed_by is not None:
-        raise PolicyError(f"scripts cannot write {name}: only {tdef.managed_by} do")
+    writable_table(name, "scripts")
     return name
 
 

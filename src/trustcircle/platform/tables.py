@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..errors import UsageError
+from ..errors import PolicyError, UsageError
 
 
 @dataclass(frozen=True)
@@ -120,3 +120,16 @@ def table_def(name: str) -> TableDef:
             ) from None
         known = ", ".join(sorted(TABLES))
         raise UsageError(f"unknown table {name!r}: use one of {known}") from None
+
+
+def writable_table(name: str, who: str = "users") -> TableDef:
+    """The definition of table *name* when people (the API, the CLI, scripts: *who*) may
+    write it; a :class:`PolicyError` for a table only a subsystem writes (policy
+    statements: Circle-of-Trust jobs and update sets)."""
+    tdef = table_def(name)
+    if tdef.managed_by is not None:
+        raise PolicyError(
+            f"{who} cannot write {name} directly: only {tdef.managed_by} do, so that a "
+            "statement stays what the trusted instance signed"
+        )
+    return tdef
