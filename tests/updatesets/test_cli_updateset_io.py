@@ -122,3 +122,28 @@ def test_export_and_import_print_what_they_did(
     assert f"imported 'Outbound' ({set_id}) from dev: 1 entry, signed" in imported.out
     deleted = ok(cli("updateset", "delete", set_id, "--home", prod))
     assert f"deleted retrieved update set 'Outbound' ({set_id})" in deleted.out
+
+
+def test_export_from_a_trusted_instance_needs_the_right_to_sign(
+    cli: Cli, signing_home: Path, tmp_path: Path
+) -> None:
+    """Exports there carry the attest key's manifest signature: updateset.sign needs
+    codesigning_admin, which a plain admin does not hold."""
+    set_id = new_set(cli, signing_home, "Outbound")
+    add_record(cli, signing_home, "One", "1")
+    made = ok(cli("user", "add", "plain", "--roles", "admin", "--home", signing_home))
+    token = tmp_path / "plain.token"
+    token.write_text(made.out.strip())
+    out = tmp_path / "outbound.xml"
+    refused = cli(
+        "updateset", "export", set_id, "--out", out, "--home", signing_home, "--token-file", token
+    )
+    assert refused.code == 3
+    assert "codesigning_admin" in refused.err
+    assert not out.exists()
+    audit = ok(cli("audit", "list", "--home", signing_home, "--json")).json()
+    assert (audit[0]["action"], audit[0]["outcome"], audit[0]["actor"]) == (
+        "updateset.export",
+        "refused",
+        "plain",
+    )

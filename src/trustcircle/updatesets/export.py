@@ -29,6 +29,7 @@ from ..crypto import algorithms
 from ..errors import UsageError
 from ..platform import kmf, properties
 from ..platform.context import Operation
+from ..platform.roles import authorize
 from ..store.models import UpdateXml
 from ._batch import Part, plan_parts
 from ._xml_write import write_update_set
@@ -112,8 +113,14 @@ class _Signer:
 
 
 def export_set(op: Operation, set_id: str, out: Path) -> ExportResult:
-    """Write local update set *set_id* to *out* (and its batch children next to it)."""
+    """Write local update set *set_id* to *out* (and its batch children next to it).
+
+    On a trusted instance the export is signed, so the user must also hold what
+    ``updateset.sign`` needs (codesigning_admin), not only ``updateset.export``.
+    """
     row = get_set(op.session, set_id)
+    if op.instance.is_trusted:
+        authorize(op.actor.name, op.actor.roles, "updateset.sign")
     signer = _signer(op) if op.instance.is_trusted else None
     out = _check_out(Path(out))
     header = UpdateSetHeader(
