@@ -148,3 +148,28 @@ def test_older_schema_is_refused_until_upgraded(cli: Cli, home: Path) -> None:
         db.execute("UPDATE alembic_version SET version_num=?", (head_revision(),))
     assert cli("upgrade", "--home", home).code == 0
     assert cli("property", "list", "--home", home).code == 0
+
+
+def test_an_admin_cannot_grant_roles_it_does_not_hold(cli: Cli, home: Path, tmp_path: Path) -> None:
+    """No escalation through user add: a plain admin cannot make a code signer or a
+    security admin (and through it, trust anchors)."""
+    made = cli("user", "add", "plain", "--roles", "admin", "--home", home)
+    assert made.code == 0, made.err
+    token = tmp_path / "plain.token"
+    token.write_text(made.out.strip())
+    for role in ("security_admin", "codesigning_admin"):
+        refused = cli(
+            "user", "add", f"new-{role}", "--roles", role, "--home", home, "--token-file", token
+        )
+        assert refused.code == 3
+        assert f"may not grant role(s) {role}" in refused.err
+    allowed = cli(
+        "user", "add", "helper", "--roles", "admin", "--home", home, "--token-file", token
+    )
+    assert allowed.code == 0, allowed.err
+    audit = cli("audit", "list", "--home", home, "--json").json()
+    assert [e["outcome"] for e in audit if e["action"] == "user.add"][:3] == [
+        "ok",
+        "refused",
+        "refused",
+    ]

@@ -87,7 +87,7 @@ def user_add(
     """Add a user with roles and print its API token (shown once)."""
     role_list = users.parse_roles(roles)
     with operation(home, token_file, "user.add", name) as op:
-        _user, token = users.create_user(op.session, name, role_list, op.ts)
+        _user, token = users.create_user(op.session, name, role_list, op.ts, granter=op.actor)
         op.detail = {"roles": role_list}
     if json_out:
         emit_json({"name": name, "roles": role_list, "token": token})

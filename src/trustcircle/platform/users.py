@@ -14,9 +14,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .._types import Timestamp, new_sys_id
-from ..errors import NotAuthenticatedError, NotFoundError, UsageError
+from ..errors import NotAuthenticatedError, NotAuthorisedError, NotFoundError, UsageError
 from ..store.models import ApiToken, Role, User, UserRole
-from .roles import ELEVATED_ROLES, ROLES, canonical_role
+from .roles import ALIASES, ELEVATED_ROLES, ROLES, canonical_role
 
 TOKEN_PREFIX = "tc_"  # noqa: S105 - a prefix, not a secret
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
@@ -52,9 +52,29 @@ def parse_roles(text: str) -> list[str]:
 
 
 def create_user(
-    session: Session, name: str, roles: Iterable[str], now: Timestamp, label: str = "cli"
+    session: Session,
+    name: str,
+    roles: Iterable[str],
+    now: Timestamp,
+    label: str = "cli",
+    *,
+    granter: Actor | None = None,
 ) -> tuple[User, str]:
-    """Create *name* with *roles*; return the user and a new API token (shown once)."""
+    """Create *name* with *roles*; return the user and a new API token (shown once).
+
+    A *granter* (the acting user; None only for the instance's own bootstrap) may grant
+    only roles it holds itself: an admin cannot make a code signer or a security admin.
+    """
+    wanted = sorted({canonical_role(r) for r in roles})
+    if granter is not None:
+        held = {canonical_role(r) for r in granter.roles if r in ROLES or r in ALIASES}
+        beyond = tuple(r for r in wanted if r not in held)
+        if beyond:
+            raise NotAuthorisedError(
+                f"user {granter.name!r} may not grant role(s) {', '.join(beyond)}: a user "
+                "grants only roles they hold; ask a user who holds them",
+                beyond,
+            )
     if not _NAME.fullmatch(name):
         raise UsageError(
             f"user name {name[:70]!r} is not allowed: use 1-64 letters, digits, '_.@-'"
@@ -64,7 +84,7 @@ def create_user(
     user = User(sys_id=new_sys_id(), name=name, active=True, created_on=now)
     session.add(user)
     session.flush()
-    for role in sorted({canonical_role(r) for r in roles}):
+    for role in wanted:
         session.add(UserRole(user_id=user.sys_id, role=role))
     return user, issue_token(session, user, now, label)
 
