@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 from tests.cli.conftest import Cli, add_script_include, init_home
 from tests.conftest import SessionPki
+from trustcircle._time import fixed_clock
+from trustcircle.platform import records, signatures
+from trustcircle.platform.context import Instance
+from trustcircle.platform.home import ADMIN_TOKEN
+from trustcircle.signing import Verdict
 
 
 def test_sign_then_verify_valid_then_edit_invalid(cli: Cli, signing_home: Path) -> None:
@@ -358,3 +364,41 @@ def test_console_script_prints_one_line_without_traceback(
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_signature_made_in_the_same_second_as_an_older_one_is_the_newest(
+    signing_home: Path,
+) -> None:
+    """Verification takes each certificate's newest signature to the second: re-signing an
+    edited record within the second must not leave the stale signature the newest."""
+    at = dt.datetime(2026, 11, 28, 6, 0, 0, tzinfo=dt.UTC)
+    inst = Instance.open(signing_home, clock=fixed_clock(at))
+    token = (signing_home / ADMIN_TOKEN).read_text().strip()
+    try:
+        with inst.operation(token, "record.sign", "test") as op:
+            ids = []
+            for i in range(12):  # by chance, all twelve would pass once in 4096 runs
+                fields = {
+                    "name": f"Inc {i}",
+                    "api_name": f"x.Inc{i}",
+                    "script": "1",
+                    "active": "true",
+                }
+                made = records.insert(op.session, "sys_script_include", fields, "admin", op.ts)
+                ids.append(made.record.sys_id)
+                signatures.sign(op, "sys_script_include", made.record.sys_id)
+                records.update(
+                    op.session,
+                    "sys_script_include",
+                    made.record.sys_id,
+                    {"script": "2"},
+                    "admin",
+                    op.ts,
+                )
+                signatures.sign(op, "sys_script_include", made.record.sys_id)
+            verdicts = {
+                signatures.verify(op.session, "sys_script_include", sid, at).verdict for sid in ids
+            }
+    finally:
+        inst.close()
+    assert verdicts == {Verdict.VALID}

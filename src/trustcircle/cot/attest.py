@@ -56,7 +56,9 @@ def cot_sign(
         key=key.key,
         algorithm=key.algorithm,
         certificate=key.certificate,
-        signed_at=op.now,
+        signed_at=signatures.signing_times(op.session, table, [sys_id], key.certificate, op.now)[
+            sys_id
+        ],
         expires_at=expires_at,
     )
     op.session.add(signatures.to_row(sig))

@@ -260,6 +260,13 @@ def _sign_batch(
         signed = 0
         for chunk in chunks(batch, _IN_CHUNK):
             found = _read_records(op.session, [r for r, _ in chunk])
+            dates: dict[tuple[str, str], dt.datetime] = {}
+            for table in {r.table for r, _ in chunk}:
+                ids = [r.sys_id for r, _ in chunk if r.table == table]
+                for sid, at in signatures.signing_times(
+                    op.session, table, ids, key.certificate, op.now
+                ).items():
+                    dates[(table, sid)] = at
             for row, purpose in chunk:
                 where = found.get(row.sys_id)
                 fields = where[1] if where is not None and where[0] == row.table else None
@@ -281,7 +288,7 @@ def _sign_batch(
                         key=key.key,
                         algorithm=key.algorithm,
                         certificate=key.certificate,
-                        signed_at=op.now,
+                        signed_at=dates[(row.table, row.sys_id)],
                         expires_at=_expiry(op.now, purpose, window),
                     )
                 except TrustcircleError as exc:
