@@ -206,3 +206,18 @@ def test_policy_statements_cannot_be_written_through_the_records_api(dev_admin: 
     newest = dev_admin.ok("GET", "/api/audit", params={"limit": 1})[0]
     assert (newest["action"], newest["outcome"]) == ("record.write", "refused")
     assert dev_admin.ok("GET", "/api/records/cot_policy_statement") == []
+
+
+@pytest.mark.parametrize("escaped", ["n\\ud800", "a\\u0000b"])
+def test_text_no_database_can_store_is_bad_input_not_a_server_error(
+    dev_admin: Api, escaped: str
+) -> None:
+    body = '{"fields": {"name": "' + escaped + '"}}'  # JSON escapes: a lone surrogate, NUL
+    refused = dev_admin.fails(
+        "POST",
+        "/api/records/sys_script_include",
+        400,
+        content=body.encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    assert "plain UTF-8 text" in refused["message"]

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .._types import SysId, Timestamp, new_sys_id
-from ..errors import NotFoundError, UsageError
+from ..errors import BadInputError, NotFoundError, UsageError
 from ..store.models import SysRecord, fields_json
 from .tables import table_def
 
@@ -58,6 +58,21 @@ def _check_values(fields: Mapping[str, str | None]) -> None:
             raise UsageError(f"field {key!r} must be text or null")
         if value is not None and len(value) > MAX_FIELD_CHARS:
             raise UsageError(f"field {key!r} is longer than {MAX_FIELD_CHARS} characters")
+        if value is not None and not _storable(value):
+            raise BadInputError(
+                f"field {key!r} holds a NUL character or a lone surrogate: send plain UTF-8 text"
+            )
+
+
+def _storable(text: str) -> bool:
+    """Text every database stores as given (no NUL for PostgreSQL) and UTF-8 can encode."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _load(row: SysRecord) -> Record:
