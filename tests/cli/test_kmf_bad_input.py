@@ -174,3 +174,17 @@ def test_private_keys_never_in_plaintext_at_rest(
         # the private exponent alone must not appear either
         d = leaf.key.private_numbers().d  # type: ignore[union-attr]
         assert d.to_bytes((d.bit_length() + 7) // 8, "big")[:64] not in blobs
+
+
+def test_one_key_pair_cannot_serve_two_modules(
+    cli: Cli, anchored_home: Path, test_pki: SessionPki
+) -> None:
+    p12, password = test_pki.files.p12["code_signing"], test_pki.files.password_file
+    assert _import(cli, anchored_home, p12, password).code == 0
+    refused = _import(cli, anchored_home, p12, password, module="cm_code_attest")
+    assert refused.code == 1
+    assert "already the key of cm_code_signing" in refused.err
+    modules = {
+        m["module"]: m for m in cli("kmf", "modules", "--home", anchored_home, "--json").json()
+    }
+    assert modules["cm_code_attest"]["has_key"] is False

@@ -140,6 +140,14 @@ def import_pkcs12(op: Operation, module: str, data: bytes, password: bytes) -> d
         bundle.certificate, bundle.chain, op.now
     )
     fp = fingerprint_of(bundle.certificate)
+    other = op.session.scalar(
+        select(CryptoKey.module).where(CryptoKey.certificate == fp, CryptoKey.module != module)
+    )
+    if other is not None:
+        raise PolicyError(
+            f"this certificate's key is already the key of {other}: each crypto module needs a "
+            "key pair of its own (code signing, attestation and notarization stay apart)"
+        )
     cert_row = store_certificate(
         op.session, bundle.certificate, module, _common_name(bundle.certificate)
     )
