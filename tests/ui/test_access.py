@@ -9,8 +9,11 @@ from contextlib import contextmanager
 
 import httpx
 from playwright.sync_api import Browser, BrowserContext, FilePayload, expect
+from sqlalchemy import select
 
 from tests.ui.conftest import PASSWORD, Site, navigate, screenshot, sign_in
+from trustcircle.platform.context import Instance
+from trustcircle.store.models import AuditEntry
 
 _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 ORDINARY = "com.snc.csf.maximum_update_size"
@@ -42,6 +45,17 @@ def _sign_in(client: httpx.Client, user: str) -> tuple[httpx.Client, str]:
     page = client.get("/properties")
     assert page.status_code == 200
     return client, _token(page.text)
+
+
+def _audit(site: Site) -> list[dict[str, object]]:
+    """The audit log, newest first."""
+    inst = Instance.open(site.home)
+    try:
+        with inst.db.transaction() as session:
+            rows = session.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(20))
+            return [{"action": e.action, "outcome": e.outcome, "detail": e.detail} for e in rows]
+    finally:
+        inst.close()
 
 
 def _value(client: httpx.Client, name: str) -> str:
@@ -93,6 +107,9 @@ def test_form_post_without_csrf_token_is_refused(prod: Site) -> None:
         )
         assert upload.status_code == 403, upload.text
         assert "CSRF token" in upload.text
+        refused = [e for e in _audit(prod)[:3] if e["outcome"] == "refused"]
+        assert [e["action"] for e in refused] == ["updateset.write", "page.csrf", "page.csrf"]
+        assert all("CSRF token" in e["detail"] for e in refused)
 
         done = client.post(f"/properties/{ORDINARY}", data={"value": "7000", "csrf_token": token})
         assert done.status_code == 303, done.text

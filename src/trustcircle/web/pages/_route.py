@@ -5,7 +5,8 @@
 * resolve the signed-in user once (``request.state.page_user``, see ``_auth``);
 * refuse a body over the route's limit (413 page) while it streams in;
 * parse a POST's form (bounded fields and files) and refuse it (403 page) unless it
-  carries the session's CSRF token — so no page endpoint can forget the check;
+  carries the session's CSRF token — so no page endpoint can forget the check; these
+  refusals, and a role refused before an upload's body is read, are audited;
 * render every :class:`TrustcircleError` and request validation error as the error
   page (one line message; the 403 page names the roles the action needs), and send a
   signed-out browser to ``/login``.
@@ -32,6 +33,7 @@ from ...errors import LimitExceededError, TrustcircleError
 from ._auth import (
     CSRF_FIELD,
     CSRF_HEADER,
+    CsrfRefused,
     PageForbidden,
     SignInRequired,
     check_csrf,
@@ -67,14 +69,18 @@ class PageRoute(APIRoute):
             try:
                 request.state.page_user = await run_in_threadpool(load_session, request)
                 if request.method == "POST":
-                    if action:
-                        require_role(current_user(request), action)
-                    form = await request.form(
-                        max_files=max_files, max_fields=MAX_FIELDS, max_part_size=MAX_PART
-                    )
-                    sent = form.get(CSRF_FIELD)
-                    header = request.headers.get(CSRF_HEADER, "")
-                    check_csrf(request, sent if isinstance(sent, str) else header)
+                    try:
+                        if action:
+                            require_role(current_user(request), action)
+                        form = await request.form(
+                            max_files=max_files, max_fields=MAX_FIELDS, max_part_size=MAX_PART
+                        )
+                        sent = form.get(CSRF_FIELD)
+                        header = request.headers.get(CSRF_HEADER, "")
+                        check_csrf(request, sent if isinstance(sent, str) else header)
+                    except (PageForbidden, CsrfRefused) as exc:
+                        await run_in_threadpool(_audit_refusal, request, action, exc)
+                        raise
                 return await handler(request)
             except SignInRequired as exc:
                 return await run_in_threadpool(_to_sign_in, request, exc)
@@ -89,6 +95,16 @@ class PageRoute(APIRoute):
                     await form.close()
 
         return page
+
+
+def _audit_refusal(request: Request, action: str, exc: TrustcircleError) -> None:
+    """Write a refusal the route made before any page operation ran (for a signed-in
+    user: the sign-in form's own refusals are not the audit log's business)."""
+    user = getattr(request.state, "page_user", None)
+    if user is None:
+        return
+    what = action if action else "page.csrf"
+    request.app.state.instance.audit_refusal(user.name, what, request.url.path, exc.message)
 
 
 def page_router(*, body_limit: int = FORM_LIMIT, max_files: int = 0, action: str = "") -> APIRouter:
