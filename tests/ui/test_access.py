@@ -6,12 +6,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 from playwright.sync_api import Browser, BrowserContext, FilePayload, expect
 from sqlalchemy import select
 
 from tests.ui.conftest import PASSWORD, Site, navigate, screenshot, sign_in
+from tests.web.conftest import ok_cli
 from trustcircle.platform.context import Instance
 from trustcircle.store.models import AuditEntry
 
@@ -150,3 +152,14 @@ def test_api_keeps_its_json_errors(prod: Site) -> None:
         missing = client.get("/api/no-such-endpoint", headers={"accept": "text/html"})
         assert missing.status_code == 404
         assert missing.json()["error"] == "not_found"
+
+
+def test_a_new_password_ends_the_sessions_of_the_old_one(prod: Site, tmp_path: Path) -> None:
+    with _signed_in(prod, "auditor") as (client, _):
+        assert client.get("/").status_code == 200
+        secret = tmp_path / "auditor.password"
+        secret.write_text(PASSWORD + "\n")  # the same text: still a new password hash
+        ok_cli("user", "passwd", "auditor", "--password-file", secret, "--home", prod.home)
+        again = client.get("/")
+        assert again.status_code == 303
+        assert again.headers["location"].startswith("/login")

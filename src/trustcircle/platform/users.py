@@ -10,12 +10,12 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from .._types import Timestamp, new_sys_id
 from ..errors import NotAuthenticatedError, NotAuthorisedError, NotFoundError, UsageError
-from ..store.models import ApiToken, Role, User, UserRole
+from ..store.models import ApiToken, Role, User, UserRole, WebSession
 from .roles import ALIASES, ELEVATED_ROLES, ROLES, canonical_role
 
 TOKEN_PREFIX = "tc_"  # noqa: S105 - a prefix, not a secret
@@ -131,9 +131,13 @@ def get_user(session: Session, name: str) -> User:
 
 
 def set_password(session: Session, name: str, password: str) -> None:
+    """Set *name*'s web password (argon2) and end every web session it has: whoever
+    signed in with the old password is signed out."""
     if len(password) < 12 or len(password) > 1024:
         raise UsageError("passwords must be 12 to 1024 characters long")
-    get_user(session, name).password_hash = _hasher.hash(password)
+    user = get_user(session, name)
+    user.password_hash = _hasher.hash(password)
+    session.execute(delete(WebSession).where(WebSession.user_id == user.sys_id))
 
 
 def authenticate_password(session: Session, name: str, password: str) -> Actor:
