@@ -60,9 +60,20 @@ class _Throttle:
 
     def failed(self, name: str) -> None:
         with self._lock:
+            now = time.monotonic()
             if len(self._failures) > _MAX_TRACKED:
-                self._failures.clear()
-            self._recent(name, time.monotonic()).append(time.monotonic())
+                self._forget_some(now)
+            self._recent(name, now).append(now)
+
+    def _forget_some(self, now: float) -> None:
+        """Make room: drop the names whose failures have aged out, then the half with the
+        fewest recent failures, so a flood of new names cannot unlock a throttled one."""
+        for name in [n for n in self._failures if not self._recent(n, now)]:
+            del self._failures[name]
+        if len(self._failures) > _MAX_TRACKED // 2:
+            ranked = sorted(self._failures, key=lambda n: len(self._failures[n]))
+            for name in ranked[: len(ranked) - _MAX_TRACKED // 2]:
+                del self._failures[name]
 
     def succeeded(self, name: str) -> None:
         with self._lock:
@@ -123,6 +134,7 @@ def login(
         instance_of(request).audit_refusal(name or "(none)", "web.sign_in", "", exc.message)
         return _form(request, next_url=target, name=name, error=exc.message)
     except LimitExceededError as exc:
+        instance_of(request).audit_refusal(name or "(none)", "web.sign_in", "", exc.message)
         return _form(request, next_url=target, name=name, error=exc.message)
     _THROTTLE.succeeded(name)
     return response
