@@ -173,3 +173,28 @@ def test_an_admin_cannot_grant_roles_it_does_not_hold(cli: Cli, home: Path, tmp_
         "refused",
         "refused",
     ]
+
+
+def test_disabled_user_is_locked_out_at_once_and_enabled_with_a_new_token(
+    cli: Cli, home: Path, tmp_path: Path
+) -> None:
+    made = cli("user", "add", "bob", "--roles", "admin", "--home", home)
+    assert made.code == 0, made.err
+    old = tmp_path / "bob.token"
+    old.write_text(made.out.strip())
+    assert cli("property", "list", "--home", home, "--token-file", old).code == 0
+    disabled = cli("user", "disable", "bob", "--home", home, "--json")
+    assert disabled.code == 0, disabled.err
+    assert disabled.json() == {"name": "bob", "active": False, "tokens_revoked": 1}
+    assert cli("property", "list", "--home", home, "--token-file", old).code == 3
+    enabled = cli("user", "enable", "bob", "--home", home, "--json")
+    assert enabled.code == 0, enabled.err
+    new = tmp_path / "bob-new.token"
+    new.write_text(enabled.json()["token"])
+    assert cli("property", "list", "--home", home, "--token-file", new).code == 0
+    assert cli("property", "list", "--home", home, "--token-file", old).code == 3  # still revoked
+    # bob (admin only) cannot lock out the bootstrap admin, who holds more roles
+    refused = cli("user", "disable", "admin", "--home", home, "--token-file", new)
+    assert refused.code == 3
+    assert "may not disable 'admin'" in refused.err
+    assert cli("property", "list", "--home", home).code == 0

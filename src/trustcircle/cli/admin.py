@@ -23,6 +23,8 @@ def register(app: typer.Typer) -> None:
     user_app.command("add")(user_add)
     user_app.command("passwd")(user_passwd)
     user_app.command("list")(user_list)
+    user_app.command("disable")(user_disable)
+    user_app.command("enable")(user_enable)
     app.add_typer(user_app, name="user")
     prop_app = typer.Typer(help="System properties.", no_args_is_help=True)
     prop_app.command("list")(property_list)
@@ -117,6 +119,37 @@ def user_passwd(
         emit_json({"name": name, "password_set": True})
     else:
         out.print(f"password of {name} set")
+
+
+def user_disable(
+    name: Annotated[str, typer.Argument(help="User name.")],
+    home: HomeOpt = None,
+    token_file: TokenOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Disable a user now: revoke every API token, end every web session."""
+    with operation(home, token_file, "user.disable", name) as op:
+        revoked = users.disable_user(op.session, name, op.actor)
+        op.detail = {"tokens_revoked": revoked}
+    if json_out:
+        emit_json({"name": name, "active": False, "tokens_revoked": revoked})
+    else:
+        out.print(f"disabled {name!r}: {revoked} API token(s) revoked, web sessions ended")
+
+
+def user_enable(
+    name: Annotated[str, typer.Argument(help="User name.")],
+    home: HomeOpt = None,
+    token_file: TokenOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Enable a disabled user again and print a new API token (old ones stay revoked)."""
+    with operation(home, token_file, "user.disable", name) as op:
+        token = users.enable_user(op.session, name, op.actor, op.ts)
+    if json_out:
+        emit_json({"name": name, "active": True, "token": token})
+    else:
+        sys.stdout.write(token + "\n")
 
 
 def user_list(home: HomeOpt = None, token_file: TokenOpt = None, json_out: JsonOpt = False) -> None:

@@ -46,6 +46,7 @@ ACTIONS: Mapping[str, Requirement] = {
     # users
     "user.add": (("admin",),),
     "user.passwd": (("admin",),),
+    "user.disable": (("admin",),),
     # key management
     "kmf.import": (_CRYPTO,),
     "kmf.read": (_KMF_READERS,),

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from .._types import Timestamp, new_sys_id
@@ -121,6 +121,40 @@ def authenticate_token(session: Session, token: str) -> Actor:
     if user is None or not user.active:
         raise NotAuthenticatedError("the user of this API token is disabled or gone")
     return _actor(session, user)
+
+
+def disable_user(session: Session, name: str, by: Actor) -> int:
+    """Disable *name* at once: every API token revoked, every web session ended, no sign-in
+    until :func:`enable_user`. *by* must hold every role *name* holds (nobody locks out
+    a user above them). How many tokens were revoked."""
+    user = get_user(session, name)
+    _require_roles_of(session, user, by, "disable")
+    user.active = False
+    revoked = session.execute(
+        update(ApiToken)
+        .where(ApiToken.user_id == user.sys_id, ApiToken.revoked.is_(False))
+        .values(revoked=True)
+    )
+    session.execute(delete(WebSession).where(WebSession.user_id == user.sys_id))
+    return int(getattr(revoked, "rowcount", 0) or 0)
+
+
+def enable_user(session: Session, name: str, by: Actor, now: Timestamp) -> str:
+    """Enable *name* again with a new API token (its old ones stay revoked); the token."""
+    user = get_user(session, name)
+    _require_roles_of(session, user, by, "enable")
+    user.active = True
+    return issue_token(session, user, now, "enable")
+
+
+def _require_roles_of(session: Session, user: User, by: Actor, what: str) -> None:
+    beyond = sorted(_actor(session, user).roles - by.roles)
+    if beyond:
+        raise NotAuthorisedError(
+            f"user {by.name!r} may not {what} {user.name!r}, who holds role(s) "
+            f"{', '.join(beyond)} that {by.name!r} does not",
+            tuple(beyond),
+        )
 
 
 def get_user(session: Session, name: str) -> User:
