@@ -102,8 +102,15 @@ class Circle:
 def circle(cli: Cli, signing_home: Path, tmp_path: Path, test_pki: SessionPki) -> Circle:
     """A trusted and a protected home trusting one root, both certificates brought over."""
     protected = init_home(cli, tmp_path / "prod", "protected", "prod")
-    assert cli("trust-anchor", "add", test_pki.files.root_pem, "--home", protected).code == 0
-    c = Circle(cli, signing_home, protected, tmp_path, test_pki)
+    return make_circle(cli, signing_home, protected, tmp_path, test_pki)
+
+
+def make_circle(
+    cli: Cli, signing_home: Path, protected: Path, tmp_path: Path, pki: SessionPki
+) -> Circle:
+    """*protected* trusting the test root, with both certificates of *signing_home* brought."""
+    assert cli("trust-anchor", "add", pki.files.root_pem, "--home", protected).code == 0
+    c = Circle(cli, signing_home, protected, tmp_path, pki)
     for module in ("cm_code_attest", "cm_code_signing"):
         exported = c.ok(
             "cert", "export-to-production", "--module", module, "--home", signing_home, "--json"

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from tests.cli.conftest import Cli, cli, home, signing_home
 from tests.conftest import SessionPki
-from tests.cot.test_circle import FLAG, Circle
+from tests.cot.test_circle import FLAG, make_circle
 
 from trustcircle.cot import execute_job
 from trustcircle.errors import TrustcircleError
@@ -93,13 +93,7 @@ def test_concurrent_turn_on_and_older_turn_off_never_roll_the_policy_back(
         "init", "--home", protected, "--role", "protected", "--name", "prod", "--db", prod_db
     )
     assert made.code == 0, made.err
-    assert cli("trust-anchor", "add", test_pki.files.root_pem, "--home", protected).code == 0
-    circle = Circle(cli, signing_home, protected, tmp_path, test_pki)
-    for module in ("cm_code_attest", "cm_code_signing"):
-        exported = circle.ok(
-            "cert", "export-to-production", "--module", module, "--home", signing_home, "--json"
-        )
-        circle.bring(exported.json()["update_set"])
+    circle = make_circle(cli, signing_home, protected, tmp_path, test_pki)
     circle.bring_job(TURN_ON_NAME)  # statement 1
     circle.ok("job", "execute", TURN_ON_NAME, "--home", protected)
     off = circle.export_job(TURN_OFF_NAME)  # statement 2
