@@ -13,6 +13,7 @@ from .._types import SysId
 from ..crypto.algorithms import Algorithm
 from ..errors import BadInputError, UsageError
 from ..signing import (
+    CLOCK_SKEW,
     CODE_SIGNING,
     SIGNATURE_TABLE,
     CertTrust,
@@ -96,9 +97,11 @@ def signing_times(
     now: dt.datetime,
 ) -> dict[str, dt.datetime]:
     """When to date a new signature of each record by *certificate*: *now*, or one second
-    after the newest signature that certificate already made on it. Verification takes
+    after the newest signature that certificate already made on it when that one is not
+    older than *now* (a tie to the second, or a clock a little behind). Verification takes
     each certificate's newest signature, to the second (DESIGN §4); a new one dated the
-    same second as an older one would lose to it half the time."""
+    same second as an older one would lose to it half the time. Never further ahead than
+    the clock skew verification allows."""
     out = dict.fromkeys(document_ids, now)
     for start in range(0, len(document_ids), 500):
         chunk = document_ids[start : start + 500]
@@ -116,7 +119,8 @@ def signing_times(
                 after = parse_ts(newest) + dt.timedelta(seconds=1)
             except BadInputError:
                 continue  # a malformed date never wins the newest-signature rule anyway
-            out[document_id] = max(now, after)
+            if now < after <= now + CLOCK_SKEW:
+                out[document_id] = after
     return out
 
 
