@@ -269,3 +269,12 @@ def test_script_signed_with_the_runtime_key_is_denied(
     data = _jdbc(test_pki, leaf=test_pki.runtime)
     with pytest.raises(VerificationError, match=r"is untrusted.*notarizer_certificate"):
         verifier.verify(_msg(data), test_pki.now)
+
+
+def test_payload_no_signer_could_have_signed_is_a_denial_not_a_crash(
+    verifier: MessageVerifier, test_pki: SessionPki
+) -> None:
+    data = _command(test_pki)
+    data["payload"] = "echo \ud800"  # a lone surrogate: not UTF-8, never notarized
+    with pytest.raises(VerificationError, match="cannot be verified"):
+        verifier.verify(_msg(data), test_pki.now)
