@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.cli.conftest import Cli
+from trustcircle.errors import NotAuthenticatedError
+from trustcircle.platform.context import Instance, _RefusalBudget
 
 PROTECTED = [
     "com.snc.kmf.signature.validation.flag",
@@ -108,3 +111,26 @@ def test_audit_detects_removed_newest_entries(cli: Cli, home: Path) -> None:
     result = cli("audit", "verify", "--home", home, "--head", head)
     assert result.code == 1
     assert "does not end at the head you recorded" in result.out
+
+
+def test_flood_of_bad_tokens_writes_a_bounded_number_of_audit_entries(
+    cli: Cli, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Anyone can send bad tokens, and each audit entry takes the write lock: one process
+    writes at most its budget per window, and the next entry says how many it left out."""
+    monkeypatch.setattr(_RefusalBudget, "WINDOW", 1.0)
+    inst = Instance.open(home)
+    try:
+        for _ in range(_RefusalBudget.PER_WINDOW + 40):
+            with pytest.raises(NotAuthenticatedError), inst.operation("bad", "property.read"):
+                pass
+        time.sleep(1.1)
+        with pytest.raises(NotAuthenticatedError), inst.operation("bad", "property.read"):
+            pass
+    finally:
+        inst.close()
+    audit = cli("audit", "list", "--home", home, "--json").json()
+    refused = [e for e in audit if e["actor"] == "(invalid token)"]
+    assert len(refused) == _RefusalBudget.PER_WINDOW + 1
+    assert "40 more unauthenticated refusal(s)" in refused[0]["detail"]
+    assert cli("audit", "verify", "--home", home).code == 0

@@ -11,6 +11,8 @@ on record.
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -90,6 +92,34 @@ class Operation:
         )
 
 
+class _RefusalBudget:
+    """How many unauthenticated refusals one process writes to the audit log per window:
+    anyone can send bad tokens, and each entry takes the write lock. The ones over the
+    budget are counted and said in the next entry written."""
+
+    PER_WINDOW = 30
+    WINDOW = 60.0  # seconds
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._start = time.monotonic()
+        self._written = 0
+        self._dropped = 0
+
+    def take(self) -> int | None:
+        """None when over the budget (counted); else how many were dropped before."""
+        with self._lock:
+            now = time.monotonic()
+            if now - self._start >= self.WINDOW:
+                self._start, self._written = now, 0
+            if self._written >= self.PER_WINDOW:
+                self._dropped += 1
+                return None
+            self._written += 1
+            dropped, self._dropped = self._dropped, 0
+            return dropped
+
+
 class Instance:
     """An instance home, opened: its config, database and clock."""
 
@@ -98,6 +128,7 @@ class Instance:
         self.config = config
         self.db = db
         self.clock = clock
+        self._unauthenticated = _RefusalBudget()
 
     @classmethod
     def open(cls, home: Path, clock: Clock = system_clock) -> Instance:
@@ -208,8 +239,15 @@ class Instance:
                         outcome=audit.OK, detail=op.detail,
                     )  # fmt: skip
         except NotAuthenticatedError as exc:
-            if audit_unauthenticated:
-                self.audit_refusal(actor_name, action, target, exc.message)
+            dropped = self._unauthenticated.take() if audit_unauthenticated else None
+            if dropped is not None:
+                more = (
+                    f" ({dropped} more unauthenticated refusal(s) before this one were not "
+                    "written: over the audit log's budget)"
+                    if dropped
+                    else ""
+                )
+                self.audit_refusal(actor_name, action, target, exc.message + more)
             raise
         except (RefusedError, NotAuthorisedError) as exc:
             self.audit_refusal(actor_name, action, target, exc.message)
