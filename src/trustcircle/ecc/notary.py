@@ -23,7 +23,6 @@ from ..signing import canonical_json
 from ..signing import notarization as _object
 from .queue import NewMessage, Notarization
 
-RUNTIME_MODULE = "cm_runtime"
 VALIDITY_PROPERTY = "com.glide.codesigning.notarization.validity"
 DEFAULT_VALIDITY = 3600
 MIN_VALIDITY, MAX_VALIDITY = 60, _object.MAX_VALIDITY

@@ -394,17 +394,17 @@ class Tracker:
         op = self._op
         row = op.session.execute(
             select(CryptoKey.sys_id, CryptoKey.certificate).where(
-                CryptoKey.module == notary.RUNTIME_MODULE, CryptoKey.active.is_(True)
+                CryptoKey.module == kmf.RUNTIME_MODULE, CryptoKey.active.is_(True)
             )
         ).first()
         trust = None if row is None else self._trust().trust.get(Fingerprint(row.certificate))
         if row is None or trust is None or not trust.trusted:
-            return kmf.signing_key(op, notary.RUNTIME_MODULE)  # raises the reason
+            return kmf.signing_key(op, kmf.RUNTIME_MODULE)  # raises the reason
         cache_key = (op.instance.config.database_url, row.sys_id)
         with _KEYS_LOCK:
             key = _KEYS.get(cache_key)
         if key is None or key.certificate != row.certificate:
-            key = kmf.signing_key(op, notary.RUNTIME_MODULE)
+            key = kmf.signing_key(op, kmf.RUNTIME_MODULE)
             with _KEYS_LOCK:
                 _KEYS[cache_key] = key
         return key

@@ -27,7 +27,6 @@ from ._route import page_router
 
 router = page_router()
 
-RUNTIME_MODULE = "cm_runtime"
 
 
 @dataclass(frozen=True)
@@ -87,7 +86,7 @@ def _protected(op: Operation) -> dict[str, Any]:
         for s in signatures.signatures_of(op.session, JOB_TABLE, TURN_ON_ID)
     )
     policy = cot.current_policy(op.session)
-    runtime = bool(modules.get(RUNTIME_MODULE, {}).get("has_key"))
+    runtime = bool(modules.get(kmf.RUNTIME_MODULE, {}).get("has_key"))
     steps = [
         Step(
             "Imported configuration: trusted friends",
