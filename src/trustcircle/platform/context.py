@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from .._time import Clock, format_ts, system_clock
 from .._types import Timestamp
 from ..errors import NotAuthenticatedError, NotAuthorisedError, PolicyError, RefusedError
-from ..store import Database, begin_writing, check_schema, is_reading, open_database
+from ..store import Database, begin_writing, check_schema, open_database
 from . import audit
 from .home import MASTER_KEY, InstanceConfig, InstanceRole, load_config
 from .roles import authorize, missing_roles
@@ -67,11 +67,6 @@ class Operation:
         what was read before can tell it is stale."""
         if begin_writing(self.session):
             self.epoch += 1
-
-    @property
-    def reading(self) -> bool:
-        """True while a ``deferred`` operation has read without the write lock."""
-        return is_reading(self.session)
 
     def changed(
         self, table: str, sys_id: str, action: str, fields: Mapping[str, str | None]

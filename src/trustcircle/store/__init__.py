@@ -4,7 +4,6 @@ from .db import (
     Database,
     begin_writing,
     check_schema,
-    is_reading,
     open_database,
     upgrade_schema,
 )
@@ -13,7 +12,6 @@ __all__ = [
     "Database",
     "begin_writing",
     "check_schema",
-    "is_reading",
     "open_database",
     "upgrade_schema",
 ]

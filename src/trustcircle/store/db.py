@@ -135,11 +135,6 @@ def _lock_writers(session: Session) -> None:
     conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_WRITERS})")
 
 
-def is_reading(session: Session) -> bool:
-    """True while a ``deferred`` transaction reads without the write lock."""
-    return _READING in session.info
-
-
 def _changes(conn: Any) -> int:
     return int(conn.connection.dbapi_connection.total_changes)
 

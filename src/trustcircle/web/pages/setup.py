@@ -28,7 +28,6 @@ from ._route import page_router
 router = page_router()
 
 
-
 @dataclass(frozen=True)
 class Step:
     """One checklist line: done or not, and what it means."""
