@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from .._types import Timestamp, new_sys_id
 from ..errors import NotAuthenticatedError, NotAuthorisedError, NotFoundError, UsageError
 from ..store.models import ApiToken, Role, User, UserRole, WebSession
-from .roles import ALIASES, ELEVATED_ROLES, ROLES, canonical_role
+from .roles import ELEVATED_ROLES, ROLES, canonical_role
 
 TOKEN_PREFIX = "tc_"  # noqa: S105 - a prefix, not a secret
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
@@ -67,14 +67,7 @@ def create_user(
     """
     wanted = sorted({canonical_role(r) for r in roles})
     if granter is not None:
-        held = {canonical_role(r) for r in granter.roles if r in ROLES or r in ALIASES}
-        beyond = tuple(r for r in wanted if r not in held)
-        if beyond:
-            raise NotAuthorisedError(
-                f"user {granter.name!r} may not grant role(s) {', '.join(beyond)}: a user "
-                "grants only roles they hold; ask a user who holds them",
-                beyond,
-            )
+        _require_held(granter, wanted, f"grant role(s) {', '.join(wanted)}")
     if not _NAME.fullmatch(name):
         raise UsageError(
             f"user name {name[:70]!r} is not allowed: use 1-64 letters, digits, '_.@-'"
@@ -128,7 +121,7 @@ def disable_user(session: Session, name: str, by: Actor) -> int:
     until :func:`enable_user`. *by* must hold every role *name* holds (nobody locks out
     a user above them). How many tokens were revoked."""
     user = get_user(session, name)
-    _require_roles_of(session, user, by, "disable")
+    _require_held(by, _actor(session, user).roles, f"disable {user.name!r}")
     user.active = False
     revoked = session.execute(
         update(ApiToken)
@@ -142,18 +135,20 @@ def disable_user(session: Session, name: str, by: Actor) -> int:
 def enable_user(session: Session, name: str, by: Actor, now: Timestamp) -> str:
     """Enable *name* again with a new API token (its old ones stay revoked); the token."""
     user = get_user(session, name)
-    _require_roles_of(session, user, by, "enable")
+    _require_held(by, _actor(session, user).roles, f"enable {user.name!r}")
     user.active = True
     return issue_token(session, user, now, "enable")
 
 
-def _require_roles_of(session: Session, user: User, by: Actor, what: str) -> None:
-    beyond = sorted(_actor(session, user).roles - by.roles)
+def _require_held(by: Actor, roles: Iterable[str], doing: str) -> None:
+    """Refuse *doing* unless *by* holds every one of *roles* (roles are stored canonical):
+    nobody grants, or locks out, more than they hold."""
+    beyond = tuple(sorted(set(roles) - by.roles))
     if beyond:
         raise NotAuthorisedError(
-            f"user {by.name!r} may not {what} {user.name!r}, who holds role(s) "
-            f"{', '.join(beyond)} that {by.name!r} does not",
-            tuple(beyond),
+            f"user {by.name!r} may not {doing}: that takes role(s) {', '.join(beyond)}, "
+            f"which {by.name!r} does not hold; ask a user who holds them",
+            beyond,
         )
 
 
