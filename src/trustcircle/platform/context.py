@@ -174,6 +174,19 @@ class Instance:
                 detail={"reason": reason},
             )
 
+    def audit_unauthenticated(self, actor: str, action: str, target: str, reason: str) -> None:
+        """:meth:`audit_refusal` for a caller nobody knows yet (a bad token, a failed or
+        throttled sign-in), within this process's budget (:class:`_RefusalBudget`)."""
+        dropped = self._unauthenticated.take()
+        if dropped is None:
+            return
+        if dropped:
+            reason += (
+                f" ({dropped} more unauthenticated refusal(s) before this one were not "
+                "written: over the audit log's budget)"
+            )
+        self.audit_refusal(actor, action, target, reason)
+
     def operation(
         self,
         token: str,
@@ -234,15 +247,8 @@ class Instance:
                         outcome=audit.OK, detail=op.detail,
                     )  # fmt: skip
         except NotAuthenticatedError as exc:
-            dropped = self._unauthenticated.take() if audit_unauthenticated else None
-            if dropped is not None:
-                more = (
-                    f" ({dropped} more unauthenticated refusal(s) before this one were not "
-                    "written: over the audit log's budget)"
-                    if dropped
-                    else ""
-                )
-                self.audit_refusal(actor_name, action, target, exc.message + more)
+            if audit_unauthenticated:
+                self.audit_unauthenticated(actor_name, action, target, exc.message)
             raise
         except (RefusedError, NotAuthorisedError) as exc:
             self.audit_refusal(actor_name, action, target, exc.message)

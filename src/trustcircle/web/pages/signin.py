@@ -129,12 +129,11 @@ def login(
         _THROTTLE.check(name)
         response = RedirectResponse(target, status_code=303)
         sign_in(request, response, name, password)
-    except NotAuthenticatedError as exc:
-        _THROTTLE.failed(name)
-        instance_of(request).audit_refusal(name or "(none)", "web.sign_in", "", exc.message)
-        return _form(request, next_url=target, name=name, error=exc.message)
-    except LimitExceededError as exc:
-        instance_of(request).audit_refusal(name or "(none)", "web.sign_in", "", exc.message)
+    except (NotAuthenticatedError, LimitExceededError) as exc:
+        if isinstance(exc, NotAuthenticatedError):
+            _THROTTLE.failed(name)
+        inst = instance_of(request)
+        inst.audit_unauthenticated(name or "(none)", "web.sign_in", "", exc.message)
         return _form(request, next_url=target, name=name, error=exc.message)
     _THROTTLE.succeeded(name)
     return response
