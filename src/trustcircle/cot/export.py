@@ -132,7 +132,9 @@ def export_signed_job(op: Operation, name: str, target: str | None = None) -> Ex
             "issued_at": op.ts,
             "expires_at": format_ts(expires),
         }
-        created = records.insert(op.session, STATEMENT_TABLE, fields, op.actor.name, op.ts)
+        created = records.insert(
+            op.session, STATEMENT_TABLE, fields, op.actor.name, op.ts, subsystem=True
+        )
         statement_id = created.record.sys_id
         sigs.append(attest.cot_sign(op, key, STATEMENT_TABLE, statement_id, expires))
         items.append((STATEMENT_TABLE, statement_id))

@@ -123,7 +123,7 @@ def _text(value: object, what: str) -> str:
 
 def _writable(table: object) -> str:
     name = _text(table, "table")
-    writable_table(name, "scripts")
+    writable_table(name)  # refused before the run takes the write lock
     return name
 
 

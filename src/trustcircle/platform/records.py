@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from .._types import SysId, Timestamp, new_sys_id
 from ..errors import BadInputError, NotFoundError, UsageError
 from ..store.models import SysRecord, fields_json
-from .tables import table_def
+from .tables import table_def, writable_table
 
 MAX_FIELD_CHARS = 1024 * 1024
 Fields = dict[str, str | None]
@@ -111,8 +111,11 @@ def insert(
     sys_id: SysId | None = None,
     *,
     check_required: bool = True,
+    subsystem: bool = False,
 ) -> RecordChange:
-    tdef = table_def(table)
+    """Insert a record. A table only a subsystem writes (policy statements) is refused
+    unless that *subsystem* is the caller."""
+    tdef = table_def(table) if subsystem else writable_table(table)
     tdef.check_fields(fields)
     _check_values(fields)
     if check_required:
@@ -147,7 +150,8 @@ def update(
     actor: str,
     now: Timestamp,
 ) -> RecordChange:
-    tdef = table_def(table)
+    """Change fields of a record (never of a table a subsystem manages: see :func:`insert`)."""
+    tdef = writable_table(table)
     tdef.check_fields(changes)
     _check_values(changes)
     row = _row(session, table, sys_id)
@@ -172,7 +176,9 @@ def replace(
     """Insert or overwrite every field (update-set commit: the incoming record wins whole)."""
     row = session.get(SysRecord, sys_id)
     if row is None:
-        return insert(session, table, fields, actor, now, sys_id, check_required=False)
+        return insert(
+            session, table, fields, actor, now, sys_id, check_required=False, subsystem=True
+        )
     if row.table_name != table:
         raise UsageError(f"sys_id {sys_id} belongs to table {row.table_name}, not {table}")
     table_def(table).check_fields(fields)
@@ -185,7 +191,10 @@ def replace(
     return RecordChange("UPDATE", _load(row))
 
 
-def delete(session: Session, table: str, sys_id: str) -> RecordChange:
+def delete(session: Session, table: str, sys_id: str, *, subsystem: bool = False) -> RecordChange:
+    """Delete a record (see :func:`insert` for *subsystem*)."""
+    if not subsystem:
+        writable_table(table)
     row = _row(session, table, sys_id)
     record = _load(row)
     session.delete(row)

@@ -112,5 +112,5 @@ def delete_fields(session: Session, table: str, sys_id: str) -> bool:
         return True
     if records.find(session, table, sys_id) is None:
         return False
-    records.delete(session, table, sys_id)
+    records.delete(session, table, sys_id, subsystem=True)  # a verified update set
     return True

@@ -122,14 +122,14 @@ def table_def(name: str) -> TableDef:
         raise UsageError(f"unknown table {name!r}: use one of {known}") from None
 
 
-def writable_table(name: str, who: str = "users") -> TableDef:
-    """The definition of table *name* when people (the API, the CLI, scripts: *who*) may
-    write it; a :class:`PolicyError` for a table only a subsystem writes (policy
-    statements: Circle-of-Trust jobs and update sets)."""
+def writable_table(name: str) -> TableDef:
+    """The definition of table *name* when people (the API, the CLI, scripts) may write
+    it; a :class:`PolicyError` for a table only a subsystem writes (policy statements:
+    Circle-of-Trust jobs and update sets). :mod:`.records` checks it on every write."""
     tdef = table_def(name)
     if tdef.managed_by is not None:
         raise PolicyError(
-            f"{who} cannot write {name} directly: only {tdef.managed_by} do, so that a "
+            f"{name} cannot be written directly: only {tdef.managed_by} do, so that a "
             "statement stays what the trusted instance signed"
         )
     return tdef
