@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.ecc.conftest import Prod
-from trustcircle.ecc import cslog, queue, service
+from trustcircle.ecc import cslog, mids, queue, service
 from trustcircle.errors import NotFoundError, PolicyError, RefusedError
 
 AGENT = "mid.server.alpha"
@@ -215,3 +215,14 @@ def test_a_result_in_time_is_never_expired(prod: Prod) -> None:
     with prod.op("ecc.read", later=TIMEOUT * 2) as op:
         assert service.expire_claims(op) == 0
         assert queue.get(op.session, sys_id).state == "processed"
+
+
+def test_a_heartbeat_of_any_mid_ends_overdue_claims(prod: Prod) -> None:
+    alpha, beta = prod.mid_token("alpha-account"), prod.mid_token("beta-account")
+    prod.add_mid("alpha", alpha)
+    prod.add_mid("beta", beta)
+    (sys_id,) = _insert(prod, 1)
+    _claim(prod, alpha)
+    with prod.op("mid.agent", beta, later=TIMEOUT + dt.timedelta(seconds=5)) as op:
+        service.heartbeat(op, mids.CheckIn("beta"))
+        assert queue.get(op.session, sys_id).state == "error"

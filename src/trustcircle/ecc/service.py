@@ -18,7 +18,7 @@ from ..platform import properties, records
 from ..platform.context import Operation
 from ..platform.signatures import signatures_of
 from ..signing import BUILTIN_CONFIGS
-from ..store.models import EccQueue, PolicyStatementRow
+from ..store.models import EccQueue, MidServer, PolicyStatementRow
 from . import cslog, mids, queue
 from .expand import certificate_bundle
 
@@ -33,12 +33,18 @@ MID_EVENTS = {
 
 
 def claim(op: Operation, agent: str, limit: int) -> list[dict[str, object]]:
-    """Claim up to *limit* ready messages of *agent* for the calling (validated) MID
-    (after ending every claim whose result is overdue: :func:`expire_claims`)."""
+    """Claim up to *limit* ready messages of *agent* for the calling (validated) MID."""
     name = queue.mid_name(agent)
     mids.require_validated(op.session, op.actor.name, name)
-    expire_claims(op)
     return [queue.to_dict(r) for r in queue.claim(op.session, agent, name, limit, op.ts)]
+
+
+def heartbeat(op: Operation, check_in: mids.CheckIn) -> MidServer:
+    """A MID's check-in, which also ends every overdue claim (:func:`expire_claims`): MIDs
+    beat every few seconds, so the sweep runs often without costing every poll."""
+    row = mids.heartbeat(op.session, op.actor.name, check_in, op.ts)
+    expire_claims(op)
+    return row
 
 
 def list_messages(

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
 
-from ...ecc import mids
+from ...ecc import mids, service
 from ...ecc.mids import CheckIn
 from ..deps import InstanceDep, TokenDep, operation
 from ._common import api_router
@@ -62,7 +62,7 @@ def register(body: RegisterBody, inst: InstanceDep, token: TokenDep) -> Any:
 def heartbeat(body: HeartbeatBody, inst: InstanceDep, token: TokenDep) -> Any:
     check_in = CheckIn(body.name, body.version, body.firewall_mode, stats=body.stats)
     with operation(inst, token, "mid.agent", body.name, write=False) as op:
-        row = mids.heartbeat(op.session, op.actor.name, check_in, op.ts)
+        row = service.heartbeat(op, check_in)
         return {"validated": row.validated}
 
 
