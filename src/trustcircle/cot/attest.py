@@ -56,9 +56,7 @@ def cot_sign(
         key=key.key,
         algorithm=key.algorithm,
         certificate=key.certificate,
-        signed_at=signatures.signing_times(op.session, table, [sys_id], key.certificate, op.now)[
-            sys_id
-        ],
+        signed_at=signatures.signing_time(op.session, table, sys_id, key.certificate, op.now),
         expires_at=expires_at,
     )
     op.session.add(signatures.to_row(sig))

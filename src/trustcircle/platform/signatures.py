@@ -23,6 +23,7 @@ from ..signing import (
     SignatureRecord,
     sign_record,
 )
+from ..store.bulk import chunks
 from ..store.models import RecordSignatureRow, SignatureConfigRow
 from . import records
 from .context import Operation
@@ -103,8 +104,7 @@ def signing_times(
     same second as an older one would lose to it half the time. Never further ahead than
     the clock skew verification allows."""
     out = dict.fromkeys(document_ids, now)
-    for start in range(0, len(document_ids), 500):
-        chunk = document_ids[start : start + 500]
+    for chunk in chunks(document_ids, 500):
         rows = session.execute(
             select(RecordSignatureRow.document_id, func.max(RecordSignatureRow.signed_at))
             .where(
@@ -122,6 +122,13 @@ def signing_times(
             if now < after <= now + CLOCK_SKEW:
                 out[document_id] = after
     return out
+
+
+def signing_time(
+    session: Session, table: str, document_id: str, certificate: str, now: dt.datetime
+) -> dt.datetime:
+    """:func:`signing_times` of one record."""
+    return signing_times(session, table, [document_id], certificate, now)[document_id]
 
 
 def sign(
@@ -149,9 +156,7 @@ def sign(
         key=key.key,
         algorithm=alg,
         certificate=key.certificate,
-        signed_at=signing_times(op.session, table, [record.sys_id], key.certificate, op.now)[
-            record.sys_id
-        ],
+        signed_at=signing_time(op.session, table, record.sys_id, key.certificate, op.now),
         expires_at=expires_at,
     )
     op.session.add(to_row(sig))
