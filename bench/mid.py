@@ -223,7 +223,7 @@ class Bench:
     folder: Path
     mids: list[_Mid] = field(default_factory=list)
 
-    @property
+    @functools.cached_property
     def notarizers(self) -> list[str]:
         """The runtime certificate's fingerprint, pinned in each MID's configuration."""
         with self.inst.db.transaction() as session:

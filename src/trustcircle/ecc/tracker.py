@@ -29,7 +29,7 @@ import json
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import select
 
@@ -40,7 +40,7 @@ from ..jobs.runner import ApiCall, Frame, Include
 from ..platform import kmf, properties, records, signatures
 from ..platform.context import Operation
 from ..platform.records import Record
-from ..signing import CertTrust, RecordVerifier, Verdict
+from ..signing import RecordVerifier, Verdict
 from ..store.models import CryptoKey
 from . import cslog, notary, queue
 from .expand import SCRIPT_TOPICS, expand, find_record
@@ -193,9 +193,8 @@ class Tracker:
             return cached
         session = self._op.session
         if self._verifier is None:
-            trust = cast(Mapping[Fingerprint, CertTrust], self._trust().signers)
             configs = signatures.configurations(session)
-            self._verifier = RecordVerifier(trust, configs, self._clock())
+            self._verifier = RecordVerifier(self._trust().signers, configs, self._clock())
             self._signable = frozenset(configs)
         name = record.fields.get("name") or record.fields.get("api_name") or ""
         if record.table not in self._signable:

@@ -18,6 +18,7 @@ from cryptography import x509
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from trustcircle._fs import read_limited
+from trustcircle._types import fingerprint
 from trustcircle.crypto import load_pem_certificates, validate_anchor
 from trustcircle.errors import BadInputError, NotAuthenticatedError, RefusedError, UsageError
 
@@ -63,13 +64,13 @@ class MidConfig(BaseModel):
     @field_validator("notarizers")
     @classmethod
     def _notarizers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        pins = tuple(v.strip().lower() for v in value)
-        if not all(re.fullmatch(r"[0-9a-f]{64}", v) for v in pins):
+        try:
+            return tuple(fingerprint(v.strip().lower()) for v in value)
+        except UsageError as exc:
             raise ValueError(
                 "each must be a certificate's SHA-256 fingerprint (64 hex digits): the "
                 "protected instance's cm_runtime certificate, from `trustcircle kmf certs --json`"
-            )
-        return pins
+            ) from exc
 
     @field_validator("name")
     @classmethod

@@ -432,10 +432,7 @@ class _RestRequest:
                         truncated = True
                         break
                     if time.monotonic() > deadline:
-                        self.result = ExecResult.error(
-                            f"REST request timed out after {timeout:g} s"
-                        )
-                        return
+                        return  # the handler has given up: stop reading, nobody reads on
         except httpx.TimeoutException:
             self.result = ExecResult.error(f"REST request timed out after {timeout:g} s")
             return
