@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import sys
 
-import click
 import typer
 
 from ..errors import TrustcircleError
@@ -43,12 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     except TrustcircleError as exc:
         err.print(f"error: {exc.message}", markup=False)
         return _exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return _exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
+    except typer.TyperException as exc:  # bad usage: unknown option, missing argument, ...
+        _show_usage_error(exc)
         return _exit(2)
-    except click.exceptions.Abort:
+    except typer.Abort:
         err.print("aborted", markup=False)
         return _exit(1)
     except KeyboardInterrupt:
@@ -64,6 +63,15 @@ def main(argv: list[str] | None = None) -> int:
         )
         return _exit(EXIT_INTERNAL)
     return _exit(0)
+
+
+def _show_usage_error(exc: typer.TyperException) -> None:
+    """Typer's own rendering (the usage line, a help hint and the error), else one line."""
+    show = getattr(exc, "show", None)
+    if callable(show):
+        show()
+    else:
+        err.print(f"error: {exc.message}", markup=False)
 
 
 def _exit(code: int) -> int:
