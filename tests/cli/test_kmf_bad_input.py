@@ -8,6 +8,7 @@ import pytest
 
 from tests.cli.conftest import Cli
 from tests.conftest import SessionPki
+from trustcircle.crypto import fingerprint_of
 
 
 def _import(cli: Cli, home: Path, p12: Path, password_file: Path, module: str = "cm_code_signing"):  # type: ignore[no-untyped-def]
@@ -146,6 +147,33 @@ def test_protected_instance_refuses_signing_keys(
         cli, prod, test_pki.files.p12["runtime"], test_pki.files.password_file, module="cm_runtime"
     )
     assert ok.code == 0, ok.err
+
+
+def test_rogue_root_on_a_protected_instance_is_refused_after_the_first(
+    cli: Cli, tmp_path: Path, test_pki: SessionPki
+) -> None:
+    """A local admin of production must not widen the circle with a CA of their own."""
+    prod = tmp_path / "prod"
+    assert cli("init", "--home", prod, "--role", "protected", "--name", "prod").code == 0
+    assert cli("trust-anchor", "add", test_pki.files.root_pem, "--home", prod).code == 0
+    again = cli("trust-anchor", "add", test_pki.files.root_pem, "--home", prod)
+    assert again.code == 0, again.err  # the same root again changes nothing
+    rogue = cli("trust-anchor", "add", test_pki.files.other_root_pem, "--home", prod)
+    assert rogue.code == 1
+    assert "only through verified Circle-of-Trust update sets" in rogue.err
+    assert len(rogue.err.strip().splitlines()) == 1
+    anchors = cli("trust-anchor", "list", "--home", prod, "--json").json()
+    assert [a["fingerprint"] for a in anchors] == [fingerprint_of(test_pki.root)]
+    last = cli("audit", "list", "--home", prod, "--json", "--limit", "1").json()[0]
+    assert (last["action"], last["outcome"]) == ("trust_anchor.add", "refused")
+
+
+def test_trusted_instance_may_trust_a_second_root(
+    cli: Cli, anchored_home: Path, test_pki: SessionPki
+) -> None:
+    result = cli("trust-anchor", "add", test_pki.files.other_root_pem, "--home", anchored_home)
+    assert result.code == 0, result.err
+    assert len(cli("trust-anchor", "list", "--home", anchored_home, "--json").json()) == 2
 
 
 def test_leaf_as_trust_anchor_is_refused(cli: Cli, home: Path, test_pki: SessionPki) -> None:

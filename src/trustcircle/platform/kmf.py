@@ -60,7 +60,12 @@ def validator(session: Session) -> ChainValidator:
 
 
 def add_trust_anchor(op: Operation, pem: bytes) -> dict[str, str]:
-    """Add the CA certificate in *pem* to the trust store."""
+    """Add the CA certificate in *pem* to the trust store.
+
+    A protected instance takes its first anchor this way and no other: after that its
+    trust changes only through verified Circle-of-Trust update sets, so a local
+    administrator cannot widen the circle with a CA of their own.
+    """
     certs = load_pem_certificates(pem, "CA certificate file")
     if len(certs) != 1:
         raise UsageError(f"the CA file holds {len(certs)} certificates: give one CA per file")
@@ -68,7 +73,17 @@ def add_trust_anchor(op: Operation, pem: bytes) -> dict[str, str]:
     ChainValidator([]).validate_anchor(cert, op.now)
     fp = fingerprint_of(cert)
     info = describe_certificate(cert)
-    if op.session.get(TrustAnchor, fp) is None:
+    known = set(op.session.scalars(select(TrustAnchor.fingerprint)))
+    if op.instance.is_protected and known and fp not in known:
+        op.target = info.subject
+        op.detail = {"fingerprint": fp, "anchors": len(known)}
+        raise PolicyError(
+            f"trust anchor {info.subject} refused: protected instance {op.instance.name!r} "
+            f"already has its root of trust ({len(known)} anchor(s)), and from then on its "
+            "trust changes only through verified Circle-of-Trust update sets: export the "
+            "certificates from the trusted instance with `trustcircle cert export-to-production`"
+        )
+    if fp not in known:
         op.session.add(
             TrustAnchor(
                 fingerprint=fp,
