@@ -36,3 +36,19 @@ def test_parts_under_the_wrong_algorithm_do_not_verify(key: PrivateKey) -> None:
     signature = algorithms.sign(alg, key, b"".join(PARTS))
     other = next(a for a in algorithms.Algorithm if a is not alg)
     assert not algorithms.verify_parts(other, key.public_key(), signature, PARTS)
+
+
+@pytest.mark.parametrize("kind", ["dsa", "x25519"])
+def test_a_key_no_signer_uses_fails_verification_without_raising(kind: str) -> None:
+    """A carried certificate may hold any key type: naming it in a signature or manifest
+    must be a failed check, not a crash of the preview."""
+    from cryptography.hazmat.primitives.asymmetric import dsa, x25519
+
+    public = (
+        dsa.generate_private_key(2048).public_key()
+        if kind == "dsa"
+        else x25519.X25519PrivateKey.generate().public_key()
+    )
+    for alg in algorithms.Algorithm:
+        assert not algorithms.verify(alg, public, b"\x01" * 64, b"data")  # type: ignore[arg-type]
+        assert not algorithms.verify_parts(alg, public, b"\x01" * 64, PARTS)  # type: ignore[arg-type]

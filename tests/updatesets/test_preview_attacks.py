@@ -248,3 +248,57 @@ def test_signed_in_the_future_manifest_is_invalid(
     report = preview(cli, prod, b, signed_at=b.now + dt.timedelta(hours=2))
     assert report["manifest"]["verdict"] == "invalid"
     assert "future" in report["manifest"]["reason"]
+
+
+def _dsa_certificate() -> Any:
+    """A self-issued certificate with a DSA key: a key type no signature may use."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import dsa
+    from cryptography.x509.oid import NameOID
+
+    key = dsa.generate_private_key(2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dsa signer")])
+    now = dt.datetime.now(dt.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - HOUR)
+        .not_valid_after(now + 24 * HOUR)
+        .sign(key, hashes.SHA256())
+    )
+
+
+def test_signature_naming_a_dsa_certificate_is_reported_not_a_crash(
+    cli: Cli, prod: Path, test_pki: SessionPki
+) -> None:
+    """A carried certificate may hold any key type; a record signature and the manifest
+    naming it as Ed25519 are failed checks, not an internal error of preview."""
+    import base64
+    import dataclasses
+
+    from trustcircle.crypto import fingerprint_of
+    from trustcircle.signing import SIGNATURE_TABLE
+
+    cert = _dsa_certificate()
+    fp = fingerprint_of(cert)
+    b, job = cot_job_set(test_pki)
+    b.certificate(cert, "cm_code_attest")
+    sigs = [r for r in b.records.values() if r.table == SIGNATURE_TABLE]
+    genuine = next(r for r in sigs if r.fields["document_id"] == job)
+    forged = dict(genuine.fields)
+    forged.update(
+        certificate=fp, algorithm="ED25519", signature=base64.b64encode(b"\x01" * 64).decode()
+    )
+    b.record(SIGNATURE_TABLE, forged)
+    manifest = dataclasses.replace(b.manifest(), algorithm="ED25519", certificate=fp)
+    sid = import_file(cli, prod, b.write(prod.parent / "dsa.xml", manifest))
+    result = cli("updateset", "preview", sid, "--home", prod, "--json")
+    assert result.code == 0, result.err
+    report = result.json()
+    assert report["manifest"]["verdict"] == "invalid"
+    assert "certificate" in kinds(report)
+    assert report["committable"] is False

@@ -16,6 +16,8 @@ from ..errors import PolicyError, UsageError
 
 PrivateKey: TypeAlias = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 PublicKey: TypeAlias = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
+_PUBLIC_KEYS = (rsa.RSAPublicKey, ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey)
+"""The key types a signature may verify under; a certificate may carry others (DSA, X25519)."""
 
 MIN_RSA_BITS = 3072
 CREATED_RSA_BITS = 4096
@@ -91,7 +93,7 @@ def sign(alg: Algorithm, key: PrivateKey, data: bytes) -> bytes:
 
 def verify(alg: Algorithm, key: PublicKey, signature: bytes, data: bytes) -> bool:
     """True when *signature* is *alg*'s signature of *data* under *key*; never raises."""
-    if algorithm_for_key(key) is not alg:
+    if not isinstance(key, _PUBLIC_KEYS) or algorithm_for_key(key) is not alg:
         return False
     try:
         if isinstance(key, rsa.RSAPublicKey):
@@ -108,7 +110,7 @@ def verify(alg: Algorithm, key: PublicKey, signature: bytes, data: bytes) -> boo
 def verify_parts(alg: Algorithm, key: PublicKey, signature: bytes, parts: Iterable[bytes]) -> bool:
     """:func:`verify` over the concatenation of *parts*, hashed as they come for RSA and
     ECDSA (a long message is never held whole); Ed25519 needs the whole message."""
-    if algorithm_for_key(key) is not alg:
+    if not isinstance(key, _PUBLIC_KEYS) or algorithm_for_key(key) is not alg:
         return False
     if isinstance(key, ed25519.Ed25519PublicKey):
         return verify(alg, key, signature, b"".join(parts))
