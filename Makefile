@@ -32,6 +32,7 @@ lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/mypy bench
 
 demo: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash demo/demo.sh

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
-from trustcircle._types import Fingerprint, SysId, new_sys_id
+from trustcircle._types import Fingerprint, SysId, Timestamp, new_sys_id
 from trustcircle.crypto import Algorithm, fingerprint_of, issue_ca, issue_leaf, new_rsa_key
 from trustcircle.crypto.algorithms import PrivateKey
 from trustcircle.crypto.pki import new_ec_key, new_ed25519_key
@@ -100,7 +100,7 @@ def bench_algorithm(alg: Algorithm, key: PrivateKey, ca_key: PrivateKey, n: int 
     fp = Fingerprint(fingerprint_of(leaf))
     cfg = BUILTIN_CONFIGS["sysauto_script"]
     recs = _records(n)
-    ts = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    ts = Timestamp(now.strftime("%Y-%m-%dT%H:%M:%SZ"))
     payloads = [
         record_signature_payload(
             purpose=CODE_SIGNING,
@@ -111,7 +111,7 @@ def bench_algorithm(alg: Algorithm, key: PrivateKey, ca_key: PrivateKey, n: int 
             certificate=fp,
             signed_at=ts,
             expires_at=None,
-        )  # type: ignore[arg-type]
+        )
         for sid, f in recs
     ]
     raw_sign = _raw_signer(key)
