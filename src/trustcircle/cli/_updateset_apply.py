@@ -74,6 +74,8 @@ def commit(
         line += f"; {done.accepted} problem(s) accepted"
     if done.friends:
         line += f"; {len(done.friends)} certificate(s) joined the trusted friends list"
+    if done.revoked:
+        line += f"; {len(done.revoked)} certificate(s) revoked from the trusted friends list"
     out.print(line, markup=False)
 
 

@@ -25,6 +25,7 @@ def register(app: typer.Typer) -> None:
     cot_app = typer.Typer(help="The Circle of Trust.", no_args_is_help=True)
     cot_app.command("friends")(cot_friends)
     cot_app.command("policy")(cot_policy)
+    cot_app.command("revoke")(cot_revoke)
     app.add_typer(cot_app, name="cot")
     job_app = typer.Typer(
         help="Scheduled jobs and signed Circle-of-Trust jobs.", no_args_is_help=True
@@ -56,6 +57,29 @@ def cert_export(
             f"created update set {result.name!r} ({result.update_set}): {result.entries} "
             f"entries, signatures valid until {result.expires_at}; export it with "
             f"`trustcircle updateset export {result.update_set} --out FILE`",
+            markup=False,
+        )
+
+
+def cot_revoke(
+    fingerprint: Annotated[str, typer.Argument(help="SHA-256 fingerprint of the certificate.")],
+    reason: Annotated[str, typer.Option(help="Why, for the record (e.g. 'key compromised').")],
+    home: HomeOpt = None,
+    token_file: TokenOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Create update set cot_revocation_<fp>: a signed request that revokes a trusted friend
+    on the protected instances that commit it (trusted instances only)."""
+    with operation(home, token_file, "cot.revoke", fingerprint[:64]) as op:
+        result = cot.export_revocation(op, fingerprint, reason)
+    if json_out:
+        emit_json(result.to_dict())
+    else:
+        out.print(
+            f"created update set {result.name!r} ({result.update_set}): a revocation request "
+            f"signed until {result.expires_at}; export it with "
+            f"`trustcircle updateset export {result.update_set} --out FILE` and commit it on "
+            "each protected instance",
             markup=False,
         )
 

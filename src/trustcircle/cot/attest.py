@@ -17,7 +17,13 @@ from ..errors import NotFoundError
 from ..platform import properties, rows, signatures
 from ..platform.context import Operation
 from ..platform.kmf import CHAIN_MODULE, SigningKey, signing_key
-from ..signing import CIRCLE_OF_TRUST, SIGNATURE_TABLE, SignatureRecord, sign_record
+from ..signing import (
+    CIRCLE_OF_TRUST,
+    SIGNATURE_TABLE,
+    SignatureConfig,
+    SignatureRecord,
+    sign_record,
+)
 from ..store.models import Certificate, UpdateSet
 from ..updatesets import ACTION_INSERT_OR_UPDATE
 from ..updatesets.local import add_entry
@@ -40,9 +46,15 @@ def validity_end(op: Operation) -> dt.datetime:
 
 
 def cot_sign(
-    op: Operation, key: SigningKey, table: str, sys_id: str, expires_at: dt.datetime
+    op: Operation,
+    key: SigningKey,
+    table: str,
+    sys_id: str,
+    expires_at: dt.datetime,
+    config: SignatureConfig | None = None,
 ) -> SignatureRecord:
-    """Sign the current values of a record of *table* (any table: generic, certificate)."""
+    """Sign the current values of a record of *table* (any table: generic, certificate),
+    under *config* (default: the table's stored configuration)."""
     op.instance.require_trusted(f"sign a {table} record")
     fields = rows.read_fields(op.session, table, sys_id)
     if fields is None:
@@ -51,7 +63,7 @@ def cot_sign(
         table=table,
         document_id=SysId(sys_id),
         fields=fields,
-        config=signatures.config_for(op.session, table),
+        config=config or signatures.config_for(op.session, table),
         purpose=CIRCLE_OF_TRUST,
         key=key.key,
         algorithm=key.algorithm,

@@ -8,6 +8,8 @@ only into that set, never into the user's current set.
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -19,7 +21,7 @@ from ..platform import records
 from ..platform.context import Operation
 from ..platform.kmf import SIGNING_MODULES
 from ..signing import SignatureRecord
-from ..store.models import CryptoKey
+from ..store.models import Certificate, CryptoKey
 from ..updatesets.local import COMPLETE, create_set
 from . import attest
 from .policy import STATEMENT_TABLE, next_sequence, target_instance
@@ -76,26 +78,44 @@ def export_certificate(op: Operation, module: str) -> ExportResult:
     certs = attest.certificate_path(op.session, key_row.certificate)
     sigs = attest.sign_certificates(op, key, certs, expires)
     name = CERTIFICATE_SET_PREFIX + module
-    row = create_set(
-        op.session,
-        name,
-        op.actor.name,
-        op.ts,
-        state=COMPLETE,
-        description=f"Certificate of {module} ({certs[0].subject}) for the trusted friends list",
-    )
-    count = attest.add_records(
+    result = package(
         op,
-        row,
-        [(attest.CERTIFICATE_TABLE, c.sys_id) for c in certs] + attest.signature_items(sigs),
+        name,
+        f"Certificate of {module} ({certs[0].subject}) for the trusted friends list",
+        [],
+        sigs,
+        certs,
+        expires,
     )
     op.target = name
     op.detail = {
-        "update_set": row.sys_id,
+        "update_set": result.update_set,
         "module": module,
         "certificate": certs[0].fingerprint,
-        "signatures": [s.sys_id for s in sigs],
+        "signatures": list(result.signatures),
     }
+    return result
+
+
+def package(
+    op: Operation,
+    name: str,
+    description: str,
+    items: list[tuple[str, str]],
+    sigs: Sequence[SignatureRecord],
+    certs: Sequence[Certificate],
+    expires: dt.datetime,
+    *,
+    job: str | None = None,
+    policy_statement: dict[str, object] | None = None,
+) -> ExportResult:
+    """A new, complete local update set *name* holding the records *items*, the
+    certificates *certs* and the signature records *sigs*, in that order."""
+    row = create_set(
+        op.session, name, op.actor.name, op.ts, state=COMPLETE, description=description[:1000]
+    )
+    items = items + [(attest.CERTIFICATE_TABLE, c.sys_id) for c in certs]
+    count = attest.add_records(op, row, items + attest.signature_items(sigs))
     return ExportResult(
         row.sys_id,
         name,
@@ -103,6 +123,8 @@ def export_certificate(op: Operation, module: str) -> ExportResult:
         format_ts(expires),
         tuple(s.sys_id for s in sigs),
         tuple(c.fingerprint for c in certs),
+        job=job,
+        policy_statement=policy_statement,
     )
 
 
@@ -139,33 +161,25 @@ def export_signed_job(op: Operation, name: str, target: str | None = None) -> Ex
         sigs.append(attest.cot_sign(op, key, STATEMENT_TABLE, statement_id, expires))
         items.append((STATEMENT_TABLE, statement_id))
         statement = {"sys_id": statement_id, **fields, "signature": sigs[-1].sys_id}
-    items += [(attest.CERTIFICATE_TABLE, c.sys_id) for c in certs]
     sigs += cert_sigs
     job_name = job.fields.get("name") or job.sys_id
-    row = create_set(
-        op.session,
+    result = package(
+        op,
         job_name,
-        op.actor.name,
-        op.ts,
-        state=COMPLETE,
-        description=f"Signed job {job_name} ({job.sys_id}) for production",
+        f"Signed job {job_name} ({job.sys_id}) for production",
+        items,
+        sigs,
+        certs,
+        expires,
+        job=job.sys_id,
+        policy_statement=statement,
     )
-    count = attest.add_records(op, row, items + attest.signature_items(sigs))
     op.target = f"{JOB_TABLE}:{job.sys_id}"
     op.detail = {
-        "update_set": row.sys_id,
+        "update_set": result.update_set,
         "signature": job_sig.sys_id,
         "certificate": key.certificate,
         "expires_at": format_ts(expires),
         "policy_statement": statement,
     }
-    return ExportResult(
-        row.sys_id,
-        job_name,
-        count,
-        format_ts(expires),
-        tuple(s.sys_id for s in sigs),
-        tuple(c.fingerprint for c in certs),
-        job=job.sys_id,
-        policy_statement=statement,
-    )
+    return result

@@ -3,7 +3,8 @@
 The very first trust comes from ``trust-anchor add``; after that a certificate joins
 the list only when a verified Circle-of-Trust update set carrying it is committed.
 A friend is trusted for Circle-of-Trust signatures while it is listed, not revoked,
-and still chains to a trust anchor at the time of verification.
+and still chains to a trust anchor at the time of verification. A revoked friend never
+comes back (:mod:`.revoke`).
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ def add_friend(
             revoked=False,
         )
         session.add(row)
+    elif row.revoked:  # revoked stays revoked; the row keeps who revoked it, and when
+        if not row.certificate:  # revoked before it arrived: now it has a record here
+            row.certificate, row.name, row.module = cert.sys_id, cert.name, cert.module
     else:
         row.via, row.added_on, row.added_by = via, now, actor
     session.flush()

@@ -76,6 +76,7 @@ ACTIONS: Mapping[str, Requirement] = {
     "job.execute": (("admin",),),
     "job.turn_on": (("security_admin",), ("codesigning_admin",)),
     "job.turn_off": (("admin",), ("codesigning_admin",)),
+    "cot.revoke": (("security_admin",), ("codesigning_admin",)),
     # ECC and MID servers
     "mid.agent": (("mid_server",),),
     "mid.admin": (("admin",),),

@@ -22,6 +22,7 @@ from ..signing import (
     SignatureConfig,
     SignatureRecord,
     sign_record,
+    with_subsystem,
 )
 from ..store.bulk import chunks
 from ..store.models import RecordSignatureRow, SignatureConfigRow
@@ -174,7 +175,7 @@ def verifier(
 ) -> RecordVerifier:
     return RecordVerifier(
         certificates=trust if trust is not None else signer_trust(session, now),  # type: ignore[arg-type]
-        configs=configurations(session),
+        configs=with_subsystem(configurations(session)),
         now=now,
     )
 

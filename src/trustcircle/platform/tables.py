@@ -100,6 +100,13 @@ TABLES: Mapping[str, TableDef] = {
             required=("instance", "state", "sequence", "issued_at", "expires_at"),
             managed_by="Circle-of-Trust jobs",
         ),
+        TableDef(
+            "cot_revocation_request",
+            "Circle-of-Trust Revocation Request",
+            ("fingerprint", "reason", "issued_at"),
+            required=("fingerprint", "reason", "issued_at"),
+            managed_by="`cot revoke` and Circle-of-Trust update sets",
+        ),
     )
 }
 
@@ -130,6 +137,6 @@ def writable_table(name: str) -> TableDef:
     if tdef.managed_by is not None:
         raise PolicyError(
             f"{name} cannot be written directly: only {tdef.managed_by} do, so that a "
-            "statement stays what the trusted instance signed"
+            "record stays what the trusted instance signed"
         )
     return tdef

@@ -9,10 +9,12 @@ from .configs import (
     CIRCLE_OF_TRUST,
     CODE_SIGNING,
     ECC_NOTARIZATION,
+    REVOCATION_CONFIG,
     WILDCARD,
     WILDCARD_TABLES,
     SignatureConfig,
     check_purpose,
+    with_subsystem,
 )
 from .model import SIGNATURE_FIELDS, SIGNATURE_TABLE, SignatureRecord
 from .payload import RECORD_SIGNATURE_FORMAT, record_signature_payload
@@ -34,6 +36,7 @@ __all__ = [
     "CODE_SIGNING",
     "ECC_NOTARIZATION",
     "RECORD_SIGNATURE_FORMAT",
+    "REVOCATION_CONFIG",
     "SIGNATURE_FIELDS",
     "SIGNATURE_TABLE",
     "WILDCARD",
@@ -50,4 +53,5 @@ __all__ = [
     "check_purpose",
     "record_signature_payload",
     "sign_record",
+    "with_subsystem",
 ]

@@ -78,6 +78,18 @@ BUILTIN_CONFIGS: Mapping[str, SignatureConfig] = MappingProxyType(
 )
 """The built-in configurations of DESIGN §4, by table name."""
 
+REVOCATION_CONFIG = _config(
+    "cot_revocation_request", "fingerprint, issued_at, reason", CIRCLE_OF_TRUST
+)
+"""The Circle of Trust's own configuration for its revocation requests: not one of DESIGN
+§4's table, never stored with the others and never changed by an administrator. The
+signing and checking code of the circle adds it (:func:`with_subsystem`)."""
+
+
+def with_subsystem(configs: Mapping[str, SignatureConfig]) -> dict[str, SignatureConfig]:
+    """*configs* and the Circle of Trust's own configurations, which take precedence."""
+    return {**configs, REVOCATION_CONFIG.table: REVOCATION_CONFIG}
+
 
 def check_purpose(config: SignatureConfig, purpose: str) -> None:
     """Refuse a *purpose* that signatures of ``config.table`` may not carry.

@@ -6,9 +6,9 @@ a snapshot of the local facts it needs (:class:`LocalFacts`) at a given time, in
 1. Payloads (§5): each entry's payload is parsed once and must hold the record the
    entry names, of a table this instance knows, with fields that table has;
    signature records and certificates must parse. Otherwise: blocking.
-2. Circle-of-Trust material (§4): certificates, policy statements, signatures of
-   purpose "Circle of Trust", or anything replacing such a local record, make it a
-   CoT set.
+2. Circle-of-Trust material (§4): certificates, policy statements, revocation
+   requests, signatures of purpose "Circle of Trust", or anything replacing such a
+   local record, make it a CoT set.
 3. Certificate trust (§4): carried certificates chain to the trust anchors now,
    through carried or local intermediates; revoked friends are never trusted.
 4. Manifest (§4): valid / invalid / expired / missing / entry set mismatch, judged
@@ -61,6 +61,9 @@ from .xmlformat import (
 )
 
 POLICY_TABLE = "cot_policy_statement"
+REVOCATION_TABLE = "cot_revocation_request"
+COT_TABLES = frozenset({CERTIFICATE_TABLE, POLICY_TABLE, REVOCATION_TABLE})
+"""Tables whose every record is Circle-of-Trust material (besides CoT signatures)."""
 Fields = Mapping[str, str | None]
 
 
@@ -168,7 +171,7 @@ def _is_cot_material(w: Work, facts: LocalFacts) -> bool:
     local = facts.records.get(e.target_sys_id)
     purpose = w.signature.purpose if w.signature else (w.fields or {}).get("purpose")
     w.cot = (
-        e.table in (CERTIFICATE_TABLE, POLICY_TABLE)
+        e.table in COT_TABLES
         or (e.table == SIGNATURE_TABLE and _payload_purpose(w, purpose) == CIRCLE_OF_TRUST)
         or (local is not None and local.cot)
     )

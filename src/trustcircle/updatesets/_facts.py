@@ -32,6 +32,7 @@ from ..signing import (
     CertTrust,
     SignatureConfig,
     SignatureRecord,
+    with_subsystem,
 )
 from ..signing.model import _parse_timestamp
 from ..store.bulk import chunks
@@ -78,7 +79,7 @@ class Context:
                     select(TrustedFriend.fingerprint).where(TrustedFriend.revoked.is_(True))
                 )
             ),
-            configs=signatures.configurations(session),
+            configs=with_subsystem(signatures.configurations(session)),
             tables=_writable_tables(),
             limits=import_limits(session),
         )
@@ -185,7 +186,7 @@ def local_records(
             ).where(SysRecord.sys_id.in_(ids))
         ):
             out[sid] = _checks.LocalRecord(
-                table, updated_on, json.loads(fields), cot=table == _checks.POLICY_TABLE
+                table, updated_on, json.loads(fields), cot=table in _checks.COT_TABLES
             )
         for sig in session.scalars(
             select(RecordSignatureRow).where(RecordSignatureRow.sys_id.in_(ids))

@@ -10,7 +10,9 @@ signatures preview's receipts vouch for (:mod:`trustcircle.signing.receipts`). A
 batch parent commits with all its children.
 Generic records and signatures are written with bulk statements; certificates go through
 :mod:`trustcircle.platform.rows`, and those of a Circle-of-Trust set join the trusted
-friends list. Protected properties never change here: ``sys_properties`` is no
+friends list; a revocation request (:mod:`trustcircle.cot.revoke`) must be signed by a
+current trusted friend, checked before anything is applied, and revokes its certificate
+after. Protected properties never change here: ``sys_properties`` is no
 table an update set may write (preview blocks it).
 """
 
@@ -24,6 +26,7 @@ from sqlalchemy import Insert, Table, bindparam, delete, literal, select, update
 
 from .._types import SysId
 from ..cot.friends import add_friend
+from ..cot.revoke import apply_requests, check_requests
 from ..errors import PolicyError, VerificationError
 from ..platform import rows
 from ..platform.context import Operation
@@ -82,6 +85,7 @@ class CommitResult:
     accepted: int = 0
     children: int = 0
     friends: list[str] = field(default_factory=list)
+    revoked: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -98,6 +102,7 @@ class CommitResult:
             "accepted_problems": self.accepted,
             "children": self.children,
             "friends_added": list(self.friends),
+            "friends_revoked": list(self.revoked),
         }
 
 
@@ -134,10 +139,12 @@ def commit_set(op: Operation, set_id: str, accept_remote: bool) -> CommitResult:
         checked = check(op.session, row, op.now, receipts=keys.receipts_of(row), context=context)
     result = checked.result
     _refuse_unless_committable(result, accept_remote)
+    parts = [result, *result.children]
+    revocations = check_requests(op.session, [p for part in parts for p in part.parsed], op.now)
     store_problems(op.session, result, accepted=accept_remote)
     done = CommitResult(result.set_id, result.name, result.cot, accepted=len(result.acceptable))
     via = f"{result.name} ({result.set_id})"
-    for part in (result, *result.children):
+    for part in parts:
         _apply(op, part.set_id, part.parsed, done, via if result.cot else None)
         target = op.session.get(RemoteUpdateSet, part.set_id)
         assert target is not None
@@ -146,6 +153,7 @@ def commit_set(op: Operation, set_id: str, accept_remote: bool) -> CommitResult:
         target.committed_by = op.actor.name
         target.accepted_remote = bool(accept_remote and result.acceptable)
         target.receipts = target.preview_seal = None  # they served their purpose
+    done.revoked = apply_requests(op.session, revocations, via, op.actor.name, op.ts)
     done.children = len(result.children)
     op.detail = {"update_set": result.set_id, "checks": how, **done.to_dict()}
     return done

@@ -36,6 +36,7 @@ LOADED = "loaded"
 PREVIEWED = "previewed"
 COMMITTED = "committed"
 _COPIED: _parsing.Fields = MappingProxyType({})  # commit copies these fields in SQL
+_READ_AT_COMMIT = frozenset({CERTIFICATE_TABLE, _checks.REVOCATION_TABLE})  # commit reads these
 _END = _seal.EntryPlan(False, False, False, "end")  # past the last sealed plan
 
 __all__ = [
@@ -262,7 +263,7 @@ def _replanned(e: _parsing.StoredEntry, plan: _seal.EntryPlan) -> ParsedEntry | 
         except TrustcircleError:
             return None
         fields = _parsing.IN_SIGNATURE
-    elif plan.stored and not plan.exists and e.table != CERTIFICATE_TABLE:
+    elif plan.stored and not plan.exists and e.table not in _READ_AT_COMMIT:
         fields = _COPIED
     else:
         fields = _parsing.loads(e.fields)

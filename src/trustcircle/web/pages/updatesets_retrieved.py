@@ -157,6 +157,8 @@ def commit(
     )
     if result.friends:
         text += f"; {len(result.friends)} certificate(s) joined the trusted friends"
+    if result.revoked:
+        text += f"; {len(result.revoked)} certificate(s) revoked from the trusted friends"
     return _page(request, user, sid, messages=[("success", text)], committed=done)
 
 
