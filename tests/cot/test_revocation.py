@@ -7,6 +7,7 @@ or made where it must not be.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 from typing import Any
@@ -16,11 +17,14 @@ import pytest
 from tests.cli.conftest import Cli, init_home
 from tests.conftest import SessionPki
 from tests.cot.test_circle import Circle, make_circle
+from trustcircle._types import SysId
 from trustcircle.cot.revoke import check_requests
 from trustcircle.crypto import fingerprint_of
-from trustcircle.errors import PolicyError
+from trustcircle.crypto.algorithms import algorithm_for_key
+from trustcircle.errors import PolicyError, VerificationError
 from trustcircle.jobs import TURN_ON_NAME
 from trustcircle.platform.context import Instance
+from trustcircle.signing import CIRCLE_OF_TRUST, REVOCATION_CONFIG, sign_record
 from trustcircle.updatesets._results import ParsedEntry
 
 
@@ -104,10 +108,13 @@ def test_revocation_signed_by_a_stranger_is_refused(
     circle.ok("updateset", "export", made.json()["update_set"], "--out", xml, "--home", stranger)
     imported = circle.ok("updateset", "import", xml, "--home", circle.protected, "--json")
     retrieved = imported.json()["sys_id"]
-    circle.ok("updateset", "preview", retrieved, "--home", circle.protected)
+    preview = circle.ok("updateset", "preview", retrieved, "--home", circle.protected, "--json")
+    assert preview.json()["committable"] is False
+    said = [p["description"] for p in preview.json()["problems"]]
+    assert any("not signed by a trusted friend of this instance" in d for d in said), said
     refused = circle.on_protected("updateset", "commit", retrieved, "--accept-remote")
     assert refused.code == 1
-    assert "only a trusted friend of this instance may revoke" in refused.err
+    assert "not signed by a trusted friend" in refused.err
     assert len(refused.err.strip().splitlines()) == 1
     assert _friends(circle)[attest]["revoked"] is False
     audit = _last_audit(circle)
@@ -196,5 +203,48 @@ def test_a_set_deleting_a_revocation_request_is_refused(circle: Circle) -> None:
     try:
         with inst.db.transaction() as session, pytest.raises(PolicyError, match="permanent"):
             check_requests(session, [deleting], inst.clock())
+    finally:
+        inst.close()
+
+
+def test_commit_checks_the_signature_that_makes_a_request_valid(
+    cli: Cli, signing_home: Path, tmp_path: Path, test_pki: SessionPki
+) -> None:
+    """Commit's own check, which preview's only foretells: a request signed by a key that is
+    no friend here is refused before anything is applied."""
+    circle = _attest_only(cli, signing_home, tmp_path, test_pki)
+    fields = {
+        "fingerprint": _fp(test_pki, "code_attest"),
+        "reason": "hostile",
+        "issued_at": "2026-11-28T08:00:00Z",
+    }
+    inst = Instance.open(circle.protected)
+    try:
+        now = inst.clock()
+        sig = sign_record(
+            table=REVOCATION_CONFIG.table,
+            document_id=SysId("3" * 32),
+            fields=fields,
+            config=REVOCATION_CONFIG,
+            purpose=CIRCLE_OF_TRUST,
+            key=test_pki.code_signing.key,
+            algorithm=algorithm_for_key(test_pki.code_signing.key),
+            certificate=fingerprint_of(test_pki.code_signing.cert),
+            signed_at=now,
+            expires_at=now + dt.timedelta(hours=1),
+        )
+        parsed = [
+            ParsedEntry("1" * 32, REVOCATION_CONFIG.table, "3" * 32, "INSERT_OR_UPDATE", fields),
+            ParsedEntry(
+                "2" * 32, "sn_kmf_record_signature", sig.sys_id, "INSERT_OR_UPDATE", {}, sig
+            ),
+        ]
+        with (
+            inst.db.transaction() as session,
+            pytest.raises(
+                VerificationError, match="only a trusted friend of this instance may revoke"
+            ),
+        ):
+            check_requests(session, parsed, now)
     finally:
         inst.close()

@@ -19,6 +19,7 @@ a snapshot of the local facts it needs (:class:`LocalFacts`) at a given time, in
 6. References: a signature's record and certificate are in the set or stored here.
 7. Record signatures (§4): every record of a signable table the set writes is judged
    with the set's and the local signatures (two threads: verification releases the GIL).
+   A revocation request must, besides, be signed by a trusted friend of this instance.
 8. Certificates: every carried certificate must be trusted (or a chaining CA), and
    carried once: two entries writing one certificate block.
 
@@ -93,6 +94,8 @@ class LocalFacts:
     validator: ChainValidator
     revoked: frozenset[str]
     configs: Mapping[str, SignatureConfig]
+    friends: frozenset[str] = frozenset()
+    """Fingerprints of the listed, unrevoked trusted friends."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,7 @@ def check_sets(
             _local_state(w, part.header, facts)
     _references(every, facts, trust)  # 6
     _verify_records(every, facts, trust, now, receipts)  # 7
+    _revocations(every, facts)  # 7b
     first_entry: dict[str, str] = {}
     for w in every:  # 8
         if w.carried is not None and w.entry.action == ACTION_INSERT_OR_UPDATE:
@@ -306,6 +310,29 @@ def _verify_records(
         w.verdict, w.reasons = outcome.verdict, outcome.reasons
         if outcome.verdict is not Verdict.VALID:
             w.problem(r.SIGNATURE, signature_problem(outcome))
+
+
+def _revocations(work: Sequence[Work], facts: LocalFacts) -> None:
+    """A revocation request must be signed by a trusted friend of this instance (commit
+    checks the very signature that makes it valid; this tells it at preview)."""
+    by_friend = {
+        w.signature.document_id
+        for w in work
+        if w.signature is not None
+        and w.entry.action == ACTION_INSERT_OR_UPDATE
+        and w.signature.table_name == REVOCATION_TABLE
+        and w.signature.certificate in facts.friends
+    }
+    for w in work:
+        e = w.entry
+        if e.table != REVOCATION_TABLE or e.action != ACTION_INSERT_OR_UPDATE:
+            continue
+        if w.verdict is Verdict.VALID and e.target_sys_id not in by_friend:
+            w.problem(
+                r.SIGNATURE,
+                "the revocation request is not signed by a trusted friend of this instance: "
+                "only a member of the circle may revoke",
+            )
 
 
 # -- result --------------------------------------------------------------------------------

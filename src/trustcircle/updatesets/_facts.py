@@ -62,6 +62,7 @@ class Context:
     intermediates: tuple[x509.Certificate, ...]
     validator: ChainValidator
     revoked: frozenset[str]
+    friends: frozenset[str]
     configs: Mapping[str, SignatureConfig]
     tables: Mapping[str, frozenset[str]]
     limits: ImportLimits
@@ -77,6 +78,11 @@ class Context:
             revoked=frozenset(
                 session.scalars(
                     select(TrustedFriend.fingerprint).where(TrustedFriend.revoked.is_(True))
+                )
+            ),
+            friends=frozenset(
+                session.scalars(
+                    select(TrustedFriend.fingerprint).where(TrustedFriend.revoked.is_(False))
                 )
             ),
             configs=with_subsystem(signatures.configurations(session)),
@@ -244,6 +250,7 @@ def read_facts(
         validator=context.validator,
         revoked=context.revoked,
         configs=context.configs,
+        friends=context.friends,
     )
 
 
@@ -272,6 +279,7 @@ def digest_facts(facts: _checks.LocalFacts, context: Context, digest: InputDiges
             "intermediates": [fingerprint_of(c) for c in facts.intermediates],
             "anchors": [fingerprint_of(c) for c in facts.validator.anchors],
             "revoked": sorted(facts.revoked),
+            "friends": sorted(facts.friends),
             "configs": {t: [c.fields, c.purposes] for t, c in facts.configs.items()},
             "tables": {t: sorted(f) for t, f in context.tables.items()},
             "limits": asdict(context.limits),
