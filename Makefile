@@ -32,7 +32,7 @@ lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
-	$(BIN)/mypy bench
+	$(BIN)/mypy bench tests
 
 demo: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash demo/demo.sh

@@ -6,6 +6,7 @@ import base64
 import datetime as dt
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import cast
 
 import pytest
@@ -270,15 +271,17 @@ def test_cached_timestamps_are_the_parsed_ones(text: str) -> None:
     assert _parse_timestamp(text) == _parse_timestamp(text)  # from the cache, the second time
 
 
+def _parsed_outcome(row: dict[str, str]) -> object:
+    return _outcome(lambda: _parse(**row))
+
+
 def test_records_parse_alike_on_several_threads(signer: Signer) -> None:
     rows = [
         {**GOOD, "document_id": f"{n:032x}", "signed_at": f"2026-11-27T19:{n % 60:02d}:00Z"}
         for n in range(400)
     ]
     rows += [{**row, "signature": "bad!"} for row in rows[:50]]
-    serial = [
-        _outcome(lambda row=row: _strict_record(SignatureRecord, SYS_ID, row)) for row in rows
-    ]
+    serial = [_outcome(partial(_strict_record, SignatureRecord, SYS_ID, row)) for row in rows]
     with ThreadPoolExecutor(max_workers=4) as pool:
         for _ in range(3):
-            assert list(pool.map(lambda row: _outcome(lambda: _parse(**row)), rows)) == serial
+            assert list(pool.map(_parsed_outcome, rows)) == serial

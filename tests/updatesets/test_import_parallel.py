@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -39,7 +40,7 @@ def _import(home: Path, files: list[Path], workers: int) -> list[ImportResult]:
         inst.close()
 
 
-def _stored(home: Path) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+def _stored(home: Path) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     inst = Instance.open(home)
     try:
         with inst.db.transaction() as s:

@@ -27,6 +27,7 @@ from tests.updatesets.retrieved_sets import (
 from trustcircle._time import system_clock
 from trustcircle.crypto import MasterKey
 from trustcircle.platform.context import Instance
+from trustcircle.signing import CLOCK_SKEW
 from trustcircle.store.models import RemoteUpdateSet, RemoteUpdateXml, SysRecord
 from trustcircle.updatesets import _seal
 from trustcircle.updatesets.preview import get_retrieved, sealed
@@ -181,7 +182,7 @@ def test_horizon_is_the_first_time_ahead_a_verdict_turns_on() -> None:
     expires = checked + HOUR
     past = checked - HOUR
     assert _seal.horizon(checked, [past], [past], []) is None
-    assert _seal.horizon(checked, [signed_soon], [expires], []) == signed_soon - _seal.CLOCK_SKEW
+    assert _seal.horizon(checked, [signed_soon], [expires], []) == signed_soon - CLOCK_SKEW
     assert _seal.horizon(checked, [None], [expires, None], []) == expires
     assert _seal.holds(checked, expires, checked)
     assert not _seal.holds(checked, expires, expires)
