@@ -17,13 +17,14 @@ import pytest
 from tests.cli.conftest import Cli, init_home
 from tests.conftest import SessionPki
 from tests.cot.test_circle import Circle, make_circle
+from tests.updatesets.retrieved_sets import SetBuilder
+from trustcircle._time import format_ts
 from trustcircle._types import SysId
 from trustcircle.cot.revoke import check_requests
 from trustcircle.crypto import fingerprint_of
 from trustcircle.crypto.algorithms import algorithm_for_key
-from trustcircle.errors import PolicyError, VerificationError
+from trustcircle.errors import PolicyError
 from trustcircle.jobs import TURN_ON_NAME
-from trustcircle.platform.context import Instance
 from trustcircle.signing import CIRCLE_OF_TRUST, REVOCATION_CONFIG, sign_record
 from trustcircle.updatesets._results import ParsedEntry
 
@@ -195,56 +196,49 @@ def test_bad_revocation_requests_are_bad_usage(
     assert says in result.err
 
 
-def test_a_set_deleting_a_revocation_request_is_refused(circle: Circle) -> None:
+def test_a_set_deleting_a_revocation_request_is_refused() -> None:
     deleting = ParsedEntry(
         "1" * 32, "cot_revocation_request", "2" * 32, "DELETE", {}, None, True, None
     )
-    inst = Instance.open(circle.protected)
-    try:
-        with inst.db.transaction() as session, pytest.raises(PolicyError, match="permanent"):
-            check_requests(session, [deleting], inst.clock())
-    finally:
-        inst.close()
+    with pytest.raises(PolicyError, match="permanent"):
+        check_requests([deleting])
 
 
 def test_commit_checks_the_signature_that_makes_a_request_valid(
     cli: Cli, signing_home: Path, tmp_path: Path, test_pki: SessionPki
 ) -> None:
-    """Commit's own check, which preview's only foretells: a request signed by a key that is
-    no friend here is refused before anything is applied."""
+    """A stranger's valid signature next to a friend's broken one: the request is valid,
+    but not by a friend here, so preview blocks it and commit applies nothing."""
     circle = _attest_only(cli, signing_home, tmp_path, test_pki)
-    fields = {
-        "fingerprint": _fp(test_pki, "code_attest"),
-        "reason": "hostile",
-        "issued_at": "2026-11-28T08:00:00Z",
-    }
-    inst = Instance.open(circle.protected)
-    try:
-        now = inst.clock()
-        sig = sign_record(
-            table=REVOCATION_CONFIG.table,
-            document_id=SysId("3" * 32),
-            fields=fields,
-            config=REVOCATION_CONFIG,
-            purpose=CIRCLE_OF_TRUST,
-            key=test_pki.code_signing.key,
-            algorithm=algorithm_for_key(test_pki.code_signing.key),
-            certificate=fingerprint_of(test_pki.code_signing.cert),
-            signed_at=now,
-            expires_at=now + dt.timedelta(hours=1),
+    attest = _fp(test_pki, "code_attest")
+    b = SetBuilder(test_pki, "cot_revocation_crafted")
+    fields = {"fingerprint": attest, "reason": "hostile", "issued_at": format_ts(b.now)}
+    request = b.record(REVOCATION_CONFIG.table, fields)
+    for leaf, signed in (
+        (test_pki.code_signing, fields),
+        (test_pki.code_attest, {**fields, "reason": "x"}),
+    ):
+        b.add_signature(
+            sign_record(
+                table=REVOCATION_CONFIG.table,
+                document_id=SysId(request),
+                fields=signed,
+                config=REVOCATION_CONFIG,
+                purpose=CIRCLE_OF_TRUST,
+                key=leaf.key,
+                algorithm=algorithm_for_key(leaf.key),
+                certificate=fingerprint_of(leaf.cert),
+                signed_at=b.now,
+                expires_at=b.now + dt.timedelta(hours=1),
+            )
         )
-        parsed = [
-            ParsedEntry("1" * 32, REVOCATION_CONFIG.table, "3" * 32, "INSERT_OR_UPDATE", fields),
-            ParsedEntry(
-                "2" * 32, "sn_kmf_record_signature", sig.sys_id, "INSERT_OR_UPDATE", {}, sig
-            ),
-        ]
-        with (
-            inst.db.transaction() as session,
-            pytest.raises(
-                VerificationError, match="only a trusted friend of this instance may revoke"
-            ),
-        ):
-            check_requests(session, parsed, now)
-    finally:
-        inst.close()
+    b.trusted_chain(test_pki.code_signing, "cm_code_signing")
+    path = b.write(tmp_path / "crafted.xml", b.manifest())
+    imported = circle.ok("updateset", "import", path, "--home", circle.protected, "--json")
+    retrieved = imported.json()["sys_id"]
+    preview = circle.ok("updateset", "preview", retrieved, "--home", circle.protected, "--json")
+    assert preview.json()["committable"] is False
+    refused = circle.on_protected("updateset", "commit", retrieved, "--accept-remote")
+    assert refused.code == 1
+    assert "only a trusted friend of this instance may revoke" in refused.err
+    assert _friends(circle)[attest]["revoked"] is False

@@ -6,18 +6,17 @@ update set. On the trusted instance :func:`export_revocation` (``cot revoke``) w
 it with ``cm_code_attest`` for the Circle of Trust and puts it, with the verification
 certificates, in a new update set ``cot_revocation_<first 16 hex of the fingerprint>``.
 
-On the protected instance preview treats the request as Circle-of-Trust material: the
-manifest must verify and the request must carry a valid signature. Commit then checks
-(:func:`check_requests`, before anything is applied) that this signature comes from a
-current trusted friend — only a member of the circle revokes — and marks the
-certificate revoked (:func:`apply_requests`): never trusted again for a Circle-of-Trust
-check here, even when a later set carries it again. A fingerprint not known here yet is
+On the protected instance the request is Circle-of-Trust material: the manifest must
+verify, and the checklist requires a valid signature by a current trusted friend (only a
+member of the circle revokes; ``updatesets._checks``, step 7b). Commit takes the requests
+(:func:`check_requests`, before anything is applied) and marks each certificate revoked
+(:func:`apply_requests`): never trusted again for a Circle-of-Trust check here, even
+when a later set carries it again. A fingerprint not known here yet is
 listed as revoked ahead of its arrival. Revocation is permanent: no set deletes a request.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -26,19 +25,12 @@ from sqlalchemy.orm import Session
 
 from .._types import fingerprint as parse_fingerprint
 from ..errors import PolicyError, UsageError, VerificationError
-from ..platform import records, signatures
+from ..platform import records
 from ..platform.context import Operation
-from ..signing import (
-    CIRCLE_OF_TRUST,
-    REVOCATION_CONFIG,
-    RecordVerifier,
-    SignatureRecord,
-    with_subsystem,
-)
+from ..signing import REVOCATION_CONFIG
 from ..store.models import TrustedFriend
 from . import attest
 from .export import ExportResult, package
-from .friends import friend_trust
 
 if TYPE_CHECKING:
     from ..updatesets._results import ParsedEntry
@@ -85,57 +77,32 @@ def export_revocation(op: Operation, fingerprint: str, reason: str) -> ExportRes
 
 @dataclass(frozen=True)
 class Revocation:
-    """A verified request: certificate *fingerprint* leaves the circle, signed by *signer*."""
+    """A request, as preview judged it: certificate *fingerprint* leaves the circle."""
 
     request: str
     fingerprint: str
-    reason: str
-    signer: str
 
 
-def check_requests(
-    session: Session, parsed: Sequence[ParsedEntry], now: dt.datetime
-) -> list[Revocation]:
-    """The revocation requests among *parsed* (the entries a commit applies), each verified
-    against the trusted friends now; raises before anything is applied otherwise."""
-    requests = [p for p in parsed if p.table == REVOCATION_TABLE]
-    if not requests:
-        return []
-    carried: dict[str, list[SignatureRecord]] = {}
-    for p in parsed:
-        sig = p.signature
-        if sig is not None and p.action != _DELETE and sig.table_name == REVOCATION_TABLE:
-            carried.setdefault(sig.document_id, []).append(sig)
-    configs = with_subsystem(signatures.configurations(session))
-    verifier = RecordVerifier(friend_trust(session, now), configs, now)
+def check_requests(parsed: Sequence[ParsedEntry]) -> list[Revocation]:
+    """The revocation requests among *parsed* (entries the checklist passed, a commit about
+    to apply them: step 7b made sure a trusted friend signed each); raises, before
+    anything is applied, for a set that deletes one or names no certificate."""
     out: list[Revocation] = []
-    for p in requests:
+    for p in parsed:
+        if p.table != REVOCATION_TABLE:
+            continue
         if p.action == _DELETE:
             raise PolicyError(
                 f"the set deletes revocation request {p.target_sys_id}: a revocation is "
                 "permanent; bring a new certificate into the circle instead"
             )
-        fields = dict(p.fields)
         try:
-            fp = parse_fingerprint(fields.get("fingerprint") or "")
+            fp = parse_fingerprint(p.fields.get("fingerprint") or "")
         except UsageError as exc:
             raise VerificationError(
                 f"revocation request {p.target_sys_id} names no certificate: {exc.message}"
             ) from exc
-        try:
-            good = verifier.require_valid(
-                REVOCATION_TABLE,
-                p.target_sys_id,
-                fields,
-                carried.get(p.target_sys_id, []),
-                CIRCLE_OF_TRUST,
-            )
-        except VerificationError as exc:
-            raise VerificationError(
-                f"revocation of certificate {fp[:16]}... refused: only a trusted friend of "
-                f"this instance may revoke, and {exc.message}"
-            ) from exc
-        out.append(Revocation(p.target_sys_id, fp, fields.get("reason") or "", good.certificate))
+        out.append(Revocation(p.target_sys_id, fp))
     return out
 
 

@@ -19,7 +19,8 @@ a snapshot of the local facts it needs (:class:`LocalFacts`) at a given time, in
 6. References: a signature's record and certificate are in the set or stored here.
 7. Record signatures (§4): every record of a signable table the set writes is judged
    with the set's and the local signatures (two threads: verification releases the GIL).
-   A revocation request must, besides, be signed by a trusted friend of this instance.
+   A valid revocation request is judged again with the trusted friends' trust only: it
+   must be signed by a current friend of this instance (commit applies what this says).
 8. Certificates: every carried certificate must be trusted (or a chaining CA), and
    carried once: two entries writing one certificate block.
 
@@ -41,6 +42,7 @@ from ..crypto import ChainValidator
 from ..platform.rows import CERTIFICATE_TABLE
 from ..signing import (
     CIRCLE_OF_TRUST,
+    REVOCATION_CONFIG,
     SIGNATURE_TABLE,
     CertTrust,
     Receipts,
@@ -62,7 +64,7 @@ from .xmlformat import (
 )
 
 POLICY_TABLE = "cot_policy_statement"
-REVOCATION_TABLE = "cot_revocation_request"
+REVOCATION_TABLE = REVOCATION_CONFIG.table
 COT_TABLES = frozenset({CERTIFICATE_TABLE, POLICY_TABLE, REVOCATION_TABLE})
 """Tables whose every record is Circle-of-Trust material (besides CoT signatures)."""
 Fields = Mapping[str, str | None]
@@ -137,8 +139,8 @@ def check_sets(
         for w in work:
             _local_state(w, part.header, facts)
     _references(every, facts, trust)  # 6
-    _verify_records(every, facts, trust, now, receipts)  # 7
-    _revocations(every, facts)  # 7b
+    judged = _verify_records(every, facts, trust, now, receipts)  # 7
+    _revocations(judged, facts, trust, now, receipts)  # 7b
     first_entry: dict[str, str] = {}
     for w in every:  # 8
         if w.carried is not None and w.entry.action == ACTION_INSERT_OR_UPDATE:
@@ -282,7 +284,8 @@ def _verify_records(
     trust: Mapping[Fingerprint, CertTrust],
     now: dt.datetime,
     receipts: Receipts | None,
-) -> None:
+) -> list[tuple[Work, Job]]:
+    """Judge every record a signature configuration covers; each with what it was judged on."""
     replaced = {w.entry.target_sys_id for w in work if w.entry.table == SIGNATURE_TABLE}
     carried: dict[tuple[str, str], list[SignatureRecord]] = defaultdict(list)
     for w in work:
@@ -310,28 +313,35 @@ def _verify_records(
         w.verdict, w.reasons = outcome.verdict, outcome.reasons
         if outcome.verdict is not Verdict.VALID:
             w.problem(r.SIGNATURE, signature_problem(outcome))
+    return list(zip(judged, jobs, strict=True))
 
 
-def _revocations(work: Sequence[Work], facts: LocalFacts) -> None:
-    """A revocation request must be signed by a trusted friend of this instance (commit
-    checks the very signature that makes it valid; this tells it at preview)."""
-    by_friend = {
-        w.signature.document_id
-        for w in work
-        if w.signature is not None
-        and w.entry.action == ACTION_INSERT_OR_UPDATE
-        and w.signature.table_name == REVOCATION_TABLE
-        and w.signature.certificate in facts.friends
-    }
-    for w in work:
-        e = w.entry
-        if e.table != REVOCATION_TABLE or e.action != ACTION_INSERT_OR_UPDATE:
-            continue
-        if w.verdict is Verdict.VALID and e.target_sys_id not in by_friend:
+def _revocations(
+    judged: Sequence[tuple[Work, Job]],
+    facts: LocalFacts,
+    trust: Mapping[Fingerprint, CertTrust],
+    now: dt.datetime,
+    receipts: Receipts | None,
+) -> None:
+    """A valid revocation request is judged again with only the trusted friends' trust: a
+    member of the circle, and only one, may revoke (the receipts spare the RSA work)."""
+    requests = [(w, job) for w, job in judged if job.table == REVOCATION_TABLE]
+    if not requests:
+        return
+    friends = {fp: t for fp, t in trust.items() if fp in facts.friends}
+    verifier = RecordVerifier(friends, facts.configs, now, receipts=receipts)
+    for w, job in requests:
+        if w.verdict is not Verdict.VALID:
+            continue  # step 7 said what is wrong
+        by_friend = verifier.verify(
+            job.table, job.document_id, job.fields, job.signatures, CIRCLE_OF_TRUST
+        )
+        if by_friend.verdict is not Verdict.VALID:
             w.problem(
                 r.SIGNATURE,
-                "the revocation request is not signed by a trusted friend of this instance: "
-                "only a member of the circle may revoke",
+                "the revocation request is not signed by a trusted friend of this instance "
+                f"({', '.join(by_friend.reasons)}): only a trusted friend of this instance "
+                "may revoke",
             )
 
 

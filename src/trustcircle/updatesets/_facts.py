@@ -70,21 +70,14 @@ class Context:
     @classmethod
     def read(cls, session: Session, now: dt.datetime) -> Context:
         snapshot = kmf.trust_snapshot(session, now)
+        listed = session.execute(select(TrustedFriend.fingerprint, TrustedFriend.revoked)).all()
         return cls(
             certificates=snapshot.signers,
             certificate_ids=snapshot.sys_ids,
             intermediates=snapshot.intermediates,
             validator=snapshot.validator,
-            revoked=frozenset(
-                session.scalars(
-                    select(TrustedFriend.fingerprint).where(TrustedFriend.revoked.is_(True))
-                )
-            ),
-            friends=frozenset(
-                session.scalars(
-                    select(TrustedFriend.fingerprint).where(TrustedFriend.revoked.is_(False))
-                )
-            ),
+            revoked=frozenset(fp for fp, revoked in listed if revoked),
+            friends=frozenset(fp for fp, revoked in listed if not revoked),
             configs=with_subsystem(signatures.configurations(session)),
             tables=_writable_tables(),
             limits=import_limits(session),

@@ -10,10 +10,10 @@ signatures preview's receipts vouch for (:mod:`trustcircle.signing.receipts`). A
 batch parent commits with all its children.
 Generic records and signatures are written with bulk statements; certificates go through
 :mod:`trustcircle.platform.rows`, and those of a Circle-of-Trust set join the trusted
-friends list; a revocation request (:mod:`trustcircle.cot.revoke`) must be signed by a
-current trusted friend, checked before anything is applied, and revokes its certificate
-after. Protected properties never change here: ``sys_properties`` is no
-table an update set may write (preview blocks it).
+friends list; a revocation request (:mod:`trustcircle.cot.revoke`), which the checklist
+found signed by a current trusted friend, revokes its certificate. Protected properties
+never change here: ``sys_properties`` is no table an update set may write (preview
+blocks it).
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ def commit_set(op: Operation, set_id: str, accept_remote: bool) -> CommitResult:
     result = checked.result
     _refuse_unless_committable(result, accept_remote)
     parts = [result, *result.children]
-    revocations = check_requests(op.session, [p for part in parts for p in part.parsed], op.now)
+    revocations = check_requests([p for part in parts for p in part.parsed])
     store_problems(op.session, result, accepted=accept_remote)
     done = CommitResult(result.set_id, result.name, result.cot, accepted=len(result.acceptable))
     via = f"{result.name} ({result.set_id})"
