@@ -15,6 +15,8 @@ from ..platform import audit, properties, users
 from ..platform.bootstrap import init_instance
 from ._common import HomeOpt, JsonOpt, TokenOpt, emit_json, emit_table, home_path, operation, out
 
+UserArg = Annotated[str, typer.Argument(help="User name.")]
+
 
 def register(app: typer.Typer) -> None:
     app.command("init")(init)
@@ -78,7 +80,7 @@ def upgrade(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
 
 
 def user_add(
-    name: Annotated[str, typer.Argument(help="User name.")],
+    name: UserArg,
     roles: Annotated[
         str, typer.Option(help="Comma-separated roles, e.g. admin,codesigning_admin.")
     ] = "",
@@ -98,7 +100,7 @@ def user_add(
 
 
 def user_passwd(
-    name: Annotated[str, typer.Argument(help="User name.")],
+    name: UserArg,
     password_file: Annotated[
         Path | None, typer.Option(help="Read the password from this file.")
     ] = None,
@@ -122,7 +124,7 @@ def user_passwd(
 
 
 def user_disable(
-    name: Annotated[str, typer.Argument(help="User name.")],
+    name: UserArg,
     home: HomeOpt = None,
     token_file: TokenOpt = None,
     json_out: JsonOpt = False,
@@ -138,7 +140,7 @@ def user_disable(
 
 
 def user_enable(
-    name: Annotated[str, typer.Argument(help="User name.")],
+    name: UserArg,
     home: HomeOpt = None,
     token_file: TokenOpt = None,
     json_out: JsonOpt = False,

@@ -120,24 +120,33 @@ def disable_user(session: Session, name: str, by: Actor) -> int:
     """Disable *name* at once: every API token revoked, every web session ended, no sign-in
     until :func:`enable_user`. *by* must hold every role *name* holds (nobody locks out
     a user above them). How many tokens were revoked."""
-    user = get_user(session, name)
-    _require_held(by, _actor(session, user).roles, f"disable {user.name!r}")
+    user = _managed(session, name, by, "disable")
     user.active = False
     revoked = session.execute(
         update(ApiToken)
         .where(ApiToken.user_id == user.sys_id, ApiToken.revoked.is_(False))
         .values(revoked=True)
     )
-    session.execute(delete(WebSession).where(WebSession.user_id == user.sys_id))
+    _end_web_sessions(session, user)
     return int(getattr(revoked, "rowcount", 0) or 0)
 
 
 def enable_user(session: Session, name: str, by: Actor, now: Timestamp) -> str:
     """Enable *name* again with a new API token (its old ones stay revoked); the token."""
-    user = get_user(session, name)
-    _require_held(by, _actor(session, user).roles, f"enable {user.name!r}")
+    user = _managed(session, name, by, "enable")
     user.active = True
     return issue_token(session, user, now, "enable")
+
+
+def _managed(session: Session, name: str, by: Actor, doing: str) -> User:
+    """User *name*, once *by* is found to hold every role it holds."""
+    user = get_user(session, name)
+    _require_held(by, _actor(session, user).roles, f"{doing} {user.name!r}")
+    return user
+
+
+def _end_web_sessions(session: Session, user: User) -> None:
+    session.execute(delete(WebSession).where(WebSession.user_id == user.sys_id))
 
 
 def _require_held(by: Actor, roles: Iterable[str], doing: str) -> None:
@@ -166,7 +175,7 @@ def set_password(session: Session, name: str, password: str) -> None:
         raise UsageError("passwords must be 12 to 1024 characters long")
     user = get_user(session, name)
     user.password_hash = _hasher.hash(password)
-    session.execute(delete(WebSession).where(WebSession.user_id == user.sys_id))
+    _end_web_sessions(session, user)
 
 
 def authenticate_password(session: Session, name: str, password: str) -> Actor:
