@@ -167,7 +167,7 @@ class Tracker:
         self._key: kmf.SigningKey | None = None
         self._key_problem: str | None = None
         self._validity: dt.timedelta | None = None
-        self._trust_map: kmf.TrustSnapshot | None = None
+        self._snapshot: kmf.TrustSnapshot | None = None
 
     def _current(self) -> None:
         """Forget what was worked out before the operation began writing (a job's run reads
@@ -375,9 +375,9 @@ class Tracker:
         )
 
     def _trust(self) -> kmf.TrustSnapshot:
-        if self._trust_map is None:
-            self._trust_map = kmf.trust_snapshot(self._op.session, self._clock())
-        return self._trust_map
+        if self._snapshot is None:
+            self._snapshot = kmf.trust_snapshot(self._op.session, self._clock())
+        return self._snapshot
 
     def _runtime_key(self) -> kmf.SigningKey | None:
         if self._key is None and self._key_problem is None:

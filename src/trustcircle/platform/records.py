@@ -113,8 +113,8 @@ def insert(
     check_required: bool = True,
     subsystem: bool = False,
 ) -> RecordChange:
-    """Insert a record. A table only a subsystem writes (policy statements) is refused
-    unless that *subsystem* is the caller."""
+    """Insert a record. A table only a subsystem writes (:func:`~.tables.writable_table`)
+    is refused unless that *subsystem* is the caller."""
     tdef = table_def(table) if subsystem else writable_table(table)
     tdef.check_fields(fields)
     _check_values(fields)

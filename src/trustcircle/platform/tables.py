@@ -131,8 +131,8 @@ def table_def(name: str) -> TableDef:
 
 def writable_table(name: str) -> TableDef:
     """The definition of table *name* when people (the API, the CLI, scripts) may write
-    it; a :class:`PolicyError` for a table only a subsystem writes (policy statements:
-    Circle-of-Trust jobs and update sets). :mod:`.records` checks it on every write."""
+    it; a :class:`PolicyError` for a table only a subsystem writes (``managed_by``: policy
+    statements, revocation requests). :mod:`.records` checks it on every write."""
     tdef = table_def(name)
     if tdef.managed_by is not None:
         raise PolicyError(
